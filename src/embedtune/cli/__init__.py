@@ -1,0 +1,1 @@
+"""The ``embedtune`` command line: parse, load config, call the stage, print."""

@@ -1,0 +1,278 @@
+"""``embedtune`` commands. Thin: each parses options, calls one stage and prints the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from embedtune.errors import ConfigError, EmbedtuneError
+
+app = typer.Typer(
+    name="embedtune",
+    help="Adapt a general embedding model to your domain and prove it beats the base model "
+    "and BM25 on held-out queries.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+    )
+    for noisy in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code=2)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(x) for x in error["loc"])
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid option: " + "; ".join(parts)
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a stage; a user-fixable problem becomes one line on stderr and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except EmbedtuneError as exc:
+        _fail(str(exc).replace("[", "\\["))
+    except ValidationError as exc:
+        _fail(_validation_message(exc).replace("[", "\\["))
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The system × metric table with 95% intervals and significance marks."""
+    from embedtune.evaluate.report import comparison_base
+
+    systems = list(report["systems"])
+    metrics = list(next(iter(report["systems"].values())))
+    data = report["data"]
+    table = Table(
+        title=f"{report['config']['data']} · {data['split']} · "
+        f"{data['evaluated_queries']} queries · {data['counts']['documents']} docs"
+    )
+    table.add_column("system")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for system in systems:
+        sig = report["significance"].get(system, {})
+        base = comparison_base(system, systems)
+        cells = []
+        for metric in metrics:
+            mark = "†" if "bm25" in sig and sig["bm25"][metric]["significant"] else ""
+            if base and base in sig and sig[base][metric]["significant"]:
+                mark += "‡"
+            cells.append(f"{report['systems'][system][metric]:.3f}{mark}")
+        table.add_row(system, *cells)
+    console.print(table)
+    console.print(
+        "† significantly different from bm25, ‡ from the base model (paired "
+        "randomization test, p < 0.05); 95% intervals in report.json/report.md"
+    )
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path, typer.Argument(help="BEIR folder, .jsonl/.csv file or folder of .txt/.md/.html files")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder to write")],
+    fmt: Annotated[str, typer.Option("--format", help="auto|beir|jsonl|csv|folder")] = "auto",
+    split: Annotated[
+        str | None, typer.Option(help="BEIR split whose queries/qrels to keep")
+    ] = None,
+    id_field: Annotated[str, typer.Option(help="id field/column")] = "_id",
+    title_field: Annotated[str, typer.Option(help="title field/column")] = "title",
+    text_field: Annotated[str, typer.Option(help="text field/column")] = "text",
+    skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="also write passages.jsonl split by this model's tokenizer ('base' = default)"
+        ),
+    ] = None,
+    window: Annotated[int | None, typer.Option(help="passage window in tokens")] = None,
+    stride: Annotated[int | None, typer.Option(help="passage stride in tokens")] = None,
+    verbose: bool = False,
+) -> None:
+    """Read domain text, check it, and write corpus.jsonl + manifest.json (+ passages.jsonl)."""
+    _setup_logging(verbose)
+    from embedtune.corpus.config import CorpusConfig, Fields, PassageConfig
+    from embedtune.corpus.ingest import ingest as run_ingest
+
+    def build() -> dict[str, Any]:
+        config = CorpusConfig(
+            path=str(path),
+            format=fmt,
+            split=split,
+            skip_bad=skip_bad,  # type: ignore[arg-type]
+            fields=Fields(id=id_field, title=title_field, text=text_field),
+        )
+        passages = None
+        if window is not None or stride is not None:
+            defaults = PassageConfig()
+            passages = PassageConfig(
+                window=window or defaults.window, stride=stride or defaults.stride
+            )
+        return run_ingest(config, output, model=model, passages=passages)
+
+    manifest = _run(build)
+    counts = manifest["counts"]
+    console.print(
+        f"{counts['documents']} documents, {counts['queries']} queries, "
+        f"{counts['qrels']} judgments → {output}"
+    )
+    if manifest["skipped"]:
+        console.print(f"skipped: {manifest['skipped']}")
+    if manifest["duplicates"]["documents"]:
+        console.print(
+            f"exact duplicates: {manifest['duplicates']['documents']} documents in "
+            f"{manifest['duplicates']['groups']} groups (kept)"
+        )
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="BEIR folder, e.g. ../shared/data/finance10k/test")],
+    split: Annotated[str, typer.Option(help="qrels split to evaluate")] = "test",
+    model: Annotated[str | None, typer.Option(help="tuned model folder (adds tuned-*)")] = None,
+    base_model: Annotated[str, typer.Option(help="base model folder or 'base'")] = "base",
+    systems: Annotated[
+        str | None,
+        typer.Option(
+            help="comma list: bm25,base,base-maxp,base-hybrid,tuned,tuned-maxp,tuned-hybrid"
+        ),
+    ] = None,
+    metrics: Annotated[str | None, typer.Option(help="comma list, e.g. ndcg@10,mrr@10")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="report folder")] = None,
+    query_prompt: Annotated[str | None, typer.Option(help="prefix for queries")] = None,
+    doc_prompt: Annotated[str | None, typer.Option(help="prefix for documents")] = None,
+    window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
+    stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
+    fusion: Annotated[str, typer.Option(help="rrf | weighted")] = "rrf",
+    tune_data: Annotated[
+        str | None, typer.Option(help="train/dev data for the fusion weight")
+    ] = None,
+    tune_split: Annotated[str | None, typer.Option(help="its split (train or dev)")] = None,
+    ignore_identical_ids: Annotated[
+        bool, typer.Option(help="drop a retrieved doc whose id is the query id (BEIR)")
+    ] = False,
+    skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    batch_size: int = 64,
+    cache: Annotated[bool, typer.Option(help="cache document embeddings on disk")] = True,
+    seed: int = 42,
+    verbose: bool = False,
+) -> None:
+    """Evaluate BM25, the base model and (with --model) a tuned model side by side."""
+    _setup_logging(verbose)
+    from embedtune.corpus.config import PassageConfig
+    from embedtune.evaluate.config import EvalConfig, default_cache_dir
+
+    def build() -> Any:
+        from embedtune.evaluate.evaluate import run_evaluation
+
+        passages = None
+        if window is not None or stride is not None:
+            defaults = PassageConfig()
+            passages = PassageConfig(
+                window=window or defaults.window,
+                stride=stride or min(stride or defaults.stride, window or defaults.window),
+            )
+        config = EvalConfig(
+            data=str(data),
+            split=split,
+            model=model,
+            base_model=base_model,
+            systems=_split_list(systems),
+            query_prompt=query_prompt,
+            doc_prompt=doc_prompt,
+            passages=passages,
+            fusion=fusion,  # type: ignore[arg-type]
+            tune_data=tune_data,
+            tune_split=tune_split,
+            ignore_identical_ids=ignore_identical_ids,
+            skip_bad=skip_bad,
+            batch_size=batch_size,
+            cache_dir=default_cache_dir() if cache else None,
+            seed=seed,
+            **({"metrics": _split_list(metrics)} if metrics else {}),
+        )
+        return run_evaluation(config, output)
+
+    result = _run(build)
+    print_report(result.report)
+    if output is not None:
+        console.print(f"report: {output / 'report.md'}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),
+    verbose: bool = False,
+) -> None:
+    """The main job on the embedded default: code search over Python's standard library.
+
+    Builds the dataset from this interpreter's own stdlib source (nothing is downloaded), then
+    evaluates BM25 and the packaged all-MiniLM-L6-v2 on the held-out packages.
+    """
+    _setup_logging(verbose)
+    from embedtune.corpus.stdlib import build_stdlib_dataset
+    from embedtune.evaluate.config import EvalConfig
+
+    def build() -> Any:
+        from embedtune.evaluate.evaluate import run_evaluation
+
+        manifest = build_stdlib_dataset(output / "data")
+        console.print(
+            f"stdlib code-search data (Python {manifest['python']}, sha256 "
+            f"{manifest['dataset_sha256'][:12]}): {json.dumps(manifest['counts'])}"
+        )
+        config = EvalConfig(
+            data=str(output / "data" / "test"),
+            split="test",
+            systems=["bm25", "base", "base-maxp", "base-hybrid"],
+        )
+        return run_evaluation(config, output / "eval")
+
+    result = _run(build)
+    print_report(result.report)
+    console.print(f"report: {output / 'eval' / 'report.md'}")
+
+
+def main() -> None:
+    """Entry point that also turns Ctrl-C into a clean exit."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["ConfigError", "app", "main"]

@@ -1,0 +1,66 @@
+"""Settings of the evaluation stage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from embedtune.corpus.config import PassageConfig
+from embedtune.evaluate.metrics import DEFAULT_METRICS, parse_metric
+
+SYSTEMS = ("bm25", "base", "base-maxp", "base-hybrid", "tuned", "tuned-maxp", "tuned-hybrid")
+
+
+def default_cache_dir() -> str:
+    """``$EMBEDTUNE_CACHE`` or ``~/.cache/embedtune``."""
+    return os.environ.get("EMBEDTUNE_CACHE", str(Path.home() / ".cache" / "embedtune"))
+
+
+class EvalConfig(BaseModel):
+    """One evaluation: which data, which systems, how to score them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="BEIR folder (or a parent holding <split>/)")
+    split: str = "test"
+    model: str | None = Field(default=None, description="tuned model folder: adds tuned-* systems")
+    base_model: str = "base"
+    systems: list[str] | None = Field(default=None, description="default: every applicable one")
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    query_prompt: str | None = Field(default=None, description="None: the model's 'query' prompt")
+    doc_prompt: str | None = Field(default=None, description="None: the model's 'document' prompt")
+    passages: PassageConfig | None = Field(
+        default=None, description="None: the window stored with the model, else the defaults"
+    )
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    tune_data: str | None = Field(default=None, description="train/dev data for fusion weights")
+    tune_split: str | None = None
+    ignore_identical_ids: bool = False
+    skip_bad: bool = False
+    depth: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    chunk_passages: int = Field(default=8192, ge=1)
+    cache_dir: str | None = Field(default_factory=default_cache_dir)
+    permutations: int = Field(default=10_000, ge=100)
+    bootstrap: int = Field(default=10_000, ge=100)
+    seed: int = 42
+    device: str | None = None
+    show_progress: bool = True
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_known(cls, value: list[str]) -> list[str]:
+        return [parse_metric(name).name for name in value]
+
+    @field_validator("systems")
+    @classmethod
+    def _systems_known(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = [s for s in value if s not in SYSTEMS]
+        if unknown:
+            raise ValueError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
+        return list(dict.fromkeys(value))

