@@ -54,7 +54,7 @@ def folder_sha256(path: str) -> str:
             continue
         digest.update(rel.encode() + b"\0")
         with open(file, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+            while block := handle.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
 

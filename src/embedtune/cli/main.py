@@ -39,7 +39,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Plain text, not rich: an error must stay one line however narrow the terminal.
+    sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code=2)
 
 
@@ -56,13 +57,25 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except EmbedtuneError as exc:
-        _fail(str(exc).replace("[", "\\["))
+        _fail(str(exc))
     except ValidationError as exc:
-        _fail(_validation_message(exc).replace("[", "\\["))
+        _fail(_validation_message(exc))
+    except OSError as exc:  # e.g. an output folder that cannot be written
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
 
 
 def _split_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _passages(window: int | None, stride: int | None) -> Any:
+    """A passage override from --window/--stride; a window alone strides by half of it."""
+    from embedtune.corpus.config import PassageConfig
+
+    if window is None and stride is None:
+        return None
+    size = window or PassageConfig().window
+    return PassageConfig(window=size, stride=stride or max(1, size // 2))
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -124,24 +137,20 @@ def ingest(
 ) -> None:
     """Read domain text, check it, and write corpus.jsonl + manifest.json (+ passages.jsonl)."""
     _setup_logging(verbose)
-    from embedtune.corpus.config import CorpusConfig, Fields, PassageConfig
+    from embedtune.corpus.config import CorpusConfig
     from embedtune.corpus.ingest import ingest as run_ingest
 
     def build() -> dict[str, Any]:
-        config = CorpusConfig(
-            path=str(path),
-            format=fmt,
-            split=split,
-            skip_bad=skip_bad,  # type: ignore[arg-type]
-            fields=Fields(id=id_field, title=title_field, text=text_field),
+        config = CorpusConfig.model_validate(
+            {
+                "path": str(path),
+                "format": fmt,
+                "split": split,
+                "skip_bad": skip_bad,
+                "fields": {"id": id_field, "title": title_field, "text": text_field},
+            }
         )
-        passages = None
-        if window is not None or stride is not None:
-            defaults = PassageConfig()
-            passages = PassageConfig(
-                window=window or defaults.window, stride=stride or defaults.stride
-            )
-        return run_ingest(config, output, model=model, passages=passages)
+        return run_ingest(config, output, model=model, passages=_passages(window, stride))
 
     manifest = _run(build)
     counts = manifest["counts"]
@@ -192,38 +201,32 @@ def eval_command(
 ) -> None:
     """Evaluate BM25, the base model and (with --model) a tuned model side by side."""
     _setup_logging(verbose)
-    from embedtune.corpus.config import PassageConfig
     from embedtune.evaluate.config import EvalConfig, default_cache_dir
 
     def build() -> Any:
         from embedtune.evaluate.evaluate import run_evaluation
 
-        passages = None
-        if window is not None or stride is not None:
-            defaults = PassageConfig()
-            passages = PassageConfig(
-                window=window or defaults.window,
-                stride=stride or min(stride or defaults.stride, window or defaults.window),
-            )
-        config = EvalConfig(
-            data=str(data),
-            split=split,
-            model=model,
-            base_model=base_model,
-            systems=_split_list(systems),
-            query_prompt=query_prompt,
-            doc_prompt=doc_prompt,
-            passages=passages,
-            fusion=fusion,  # type: ignore[arg-type]
-            tune_data=tune_data,
-            tune_split=tune_split,
-            ignore_identical_ids=ignore_identical_ids,
-            skip_bad=skip_bad,
-            batch_size=batch_size,
-            cache_dir=default_cache_dir() if cache else None,
-            seed=seed,
-            **({"metrics": _split_list(metrics)} if metrics else {}),
-        )
+        options: dict[str, Any] = {
+            "data": str(data),
+            "split": split,
+            "model": model,
+            "base_model": base_model,
+            "systems": _split_list(systems),
+            "query_prompt": query_prompt,
+            "doc_prompt": doc_prompt,
+            "passages": _passages(window, stride),
+            "fusion": fusion,
+            "tune_data": tune_data,
+            "tune_split": tune_split,
+            "ignore_identical_ids": ignore_identical_ids,
+            "skip_bad": skip_bad,
+            "batch_size": batch_size,
+            "cache_dir": default_cache_dir() if cache else None,
+            "seed": seed,
+        }
+        if metrics:
+            options["metrics"] = _split_list(metrics)
+        config = EvalConfig.model_validate(options)
         return run_evaluation(config, output)
 
     result = _run(build)

@@ -144,8 +144,9 @@ def dense_search(
         new_scores = np.empty(new_idx.shape, dtype=np.float64)
         for row in range(len(qids)):
             pick = top_k(scores[row], keys[idx[row]], k)
-            new_idx[row], new_scores[row] = idx[row, pick], scores[row, pick]
-        best_idx, best_scores = new_idx, new_scores
+            new_idx[row] = idx[row, pick]
+            new_scores[row] = scores[row, pick]
+        best_idx, best_scores = new_idx, new_scores  # type: ignore[assignment]
     bar.close()
     return {
         qid: {doc_ids[i]: float(s) for i, s in zip(best_idx[row], best_scores[row], strict=True)}

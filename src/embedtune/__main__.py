@@ -1,0 +1,5 @@
+"""``python -m embedtune`` runs the CLI."""
+
+from embedtune.cli.main import main
+
+main()

@@ -1,0 +1,119 @@
+"""Shared fixtures: offline mode, tiny models built in code, small BEIR folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+# An accidental download must fail loudly.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+DOCS = [
+    {"_id": "d1", "title": "Revenue", "text": "Total revenue grew because ride volume increased."},
+    {"_id": "d2", "title": "Risk", "text": "Insurance reserves may be insufficient for claims."},
+    {"_id": "d3", "title": "", "text": "The company leases office space in San Francisco."},
+    {"_id": "d4", "title": "Drivers", "text": "Drivers are classified as independent contractors."},
+    {"_id": "d5", "title": "Debt", "text": "Convertible senior notes are due in 2025."},
+    {"_id": "d6", "title": "Revenue", "text": "Total revenue grew because ride volume increased."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "why did revenue grow"},
+    {"_id": "q2", "text": "are insurance reserves enough for claims"},
+    {"_id": "q3", "text": "where is office space leased"},
+    {"_id": "q4", "text": "how are drivers classified"},
+    {"_id": "q5", "text": "unjudged query about nothing"},
+]
+QRELS = [
+    ("q1", "d1", 2),
+    ("q1", "d6", 1),
+    ("q2", "d2", 1),
+    ("q3", "d3", 1),
+    ("q4", "d4", 1),
+    ("q4", "d5", 0),
+]
+
+
+def write_beir(
+    folder: Path,
+    split: str = "test",
+    docs: list[dict] | None = None,
+    queries: list[dict] | None = None,
+    qrels: list[tuple] | None = None,
+) -> Path:
+    """Write a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = DOCS if docs is None else docs
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in rows))
+    qrows = QUERIES if queries is None else queries
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qrows))
+    (folder / "qrels").mkdir(exist_ok=True)
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"{q}\t{d}\t{s}" for q, d, s in (QRELS if qrels is None else qrels)
+    ]
+    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def beir_dir(tmp_path: Path) -> Path:
+    return write_beir(tmp_path / "data")
+
+
+def build_tiny_model(folder: Path, texts: list[str], seed: int = 0) -> Path:
+    """A 2-layer, 32-dim BERT with a WordPiece vocabulary of the given texts, as a
+    sentence-transformers folder (mean pooling + normalisation)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = sorted({f"##{c}" for w in words for c in w} | {c for w in words for c in w})
+    vocab = (
+        specials + [w for w in words if w not in specials] + [p for p in pieces if p not in words]
+    )
+    hf = folder / "hf"
+    hf.mkdir(parents=True, exist_ok=True)
+    tokenizer = BertTokenizerFast(
+        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True
+    )
+    tokenizer.model_max_length = 64
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    transformer = models.Transformer(str(hf), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+    out = folder / "model"
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [f"{d['title']} {d['text']}" for d in DOCS] + [q["text"] for q in QUERIES]
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), texts)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMBEDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))

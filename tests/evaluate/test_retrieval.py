@@ -1,0 +1,109 @@
+"""BM25, chunked dense search with its cache, and fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedtune.evaluate.bm25 import BM25Index
+from embedtune.evaluate.dense import DenseEncoder, dense_search
+from embedtune.evaluate.fusion import choose_weight, rrf, weighted
+from embedtune.evaluate.metrics import ranked
+from embedtune.evaluate.ranking import tie_keys, top_k
+from embedtune.models import load_model, resolve_model
+
+
+def test_top_k_breaks_ties_by_descending_id_even_at_the_cut() -> None:
+    ids = ["a", "b", "c", "d", "e"]
+    scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
+    picked = top_k(scores, tie_keys(ids), 3)
+    assert [ids[i] for i in picked] == ["b", "d", "c"]
+
+
+def test_bm25_matches_bm25s_reference_scores() -> None:
+    import bm25s
+    import Stemmer
+
+    texts = [
+        "the cat sat on the mat",
+        "dogs chase cats",
+        "a mat for a dog",
+        "financial statements and revenue",
+        "cats and dogs and mats",
+    ]
+    ids = [f"d{i}" for i in range(len(texts))]
+    ours = BM25Index(ids, texts).search({"q": "cat mats"}, k=10)["q"]
+    stemmer = Stemmer.Stemmer("english")
+    reference = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    reference.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+    q_tokens = bm25s.tokenize(
+        ["cat mats"], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False
+    )[0]
+    expected = reference.get_scores(q_tokens)
+    assert ours == pytest.approx({ids[i]: float(s) for i, s in enumerate(expected) if s > 0})
+    assert ranked(ours)[0] == "d4"
+
+
+def test_bm25_query_with_no_known_term_retrieves_nothing() -> None:
+    index = BM25Index(["a"], ["alpha beta"])
+    assert index.search({"q": "zzz the"}) == {"q": {}}
+
+
+@pytest.fixture
+def encoder(tiny_model: Path, tmp_path: Path) -> DenseEncoder:
+    ref = resolve_model(str(tiny_model))
+    return DenseEncoder(load_model(ref, device="cpu"), ref, cache_dir=tmp_path / "cache")
+
+
+def test_chunked_maxp_search_equals_brute_force(encoder: DenseEncoder) -> None:
+    rng = np.random.default_rng(0)
+    words = ["revenue", "grew", "drivers", "insurance", "office", "notes", "claims", "ride"]
+    passages = [" ".join(rng.choice(words, 5)) for _ in range(60)]
+    bounds = np.array([0, 3, 4, 10, 11, 20, 30, 31, 45, 60])
+    doc_ids = [f"doc{i}" for i in range(len(bounds) - 1)]
+    queries = {"q1": "revenue grew", "q2": "insurance claims", "q3": "office notes"}
+    qv = encoder.encode_queries(list(queries.values()))
+    pv = encoder.encode_documents(passages)
+    sims = qv @ pv.T
+    for chunk in (1, 7, 1000):
+        run = dense_search(encoder, queries, doc_ids, passages, bounds, k=4, chunk_passages=chunk)
+        for row, qid in enumerate(queries):
+            best = {
+                doc_ids[d]: float(sims[row, bounds[d] : bounds[d + 1]].max())
+                for d in range(len(doc_ids))
+            }
+            expected = ranked(best)[:4]
+            assert ranked(run[qid]) == expected, chunk
+            assert run[qid][expected[0]] == pytest.approx(best[expected[0]], abs=1e-6)
+
+
+def test_document_embeddings_come_from_cache_the_second_time(encoder: DenseEncoder) -> None:
+    texts = ["revenue grew", "drivers are contractors", "office space"]
+    first = encoder.encode_documents(texts)
+    assert encoder.stats.encoded == 3 and encoder.stats.cached == 0
+    second = encoder.encode_documents(texts)
+    assert encoder.stats.encoded == 3 and encoder.stats.cached == 3
+    np.testing.assert_array_equal(first, second)
+    encoder.doc_prompt = "passage: "  # another prompt is another cache entry
+    encoder.encode_documents(texts)
+    assert encoder.stats.encoded == 6
+
+
+def test_rrf_and_weighted_fusion() -> None:
+    dense = {"q": {"a": 0.9, "b": 0.8, "c": 0.1}}
+    sparse = {"q": {"c": 12.0, "a": 3.0}}
+    fused = rrf([dense, sparse])["q"]
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert ranked(fused) == ["a", "c", "b"]
+    assert weighted(dense, sparse, 1.0)["q"]["a"] == pytest.approx(1.0)
+    assert ranked(weighted(dense, sparse, 0.0)["q"])[0] == "c"
+    qrels = {"q": {"c": 1}}
+    weight, curve = choose_weight(dense, sparse, qrels, grid=[0.0, 0.5, 1.0])
+    assert weight == 0.0 and set(curve) == {"0.00", "0.50", "1.00"}
