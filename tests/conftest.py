@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
+
+from embedtune.testing import build_tiny_model
 
 # An accidental download must fail loudly.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -65,45 +66,6 @@ def write_beir(
 @pytest.fixture
 def beir_dir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "data")
-
-
-def build_tiny_model(folder: Path, texts: list[str], seed: int = 0) -> Path:
-    """A 2-layer, 32-dim BERT with a WordPiece vocabulary of the given texts, as a
-    sentence-transformers folder (mean pooling + normalisation)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import modules as models
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    pieces = sorted({f"##{c}" for w in words for c in w} | {c for w in words for c in w})
-    vocab = (
-        specials + [w for w in words if w not in specials] + [p for p in pieces if p not in words]
-    )
-    hf = folder / "hf"
-    hf.mkdir(parents=True, exist_ok=True)
-    tokenizer = BertTokenizerFast(
-        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True
-    )
-    tokenizer.model_max_length = 64
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(hf)
-    tokenizer.save_pretrained(hf)
-    transformer = models.Transformer(str(hf), max_seq_length=64)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
-    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
-    out = folder / "model"
-    model.save(str(out))
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,9 @@ class BM25Index:
         import bm25s
         import Stemmer
 
+        # bm25s sets its logger to DEBUG on import, which would print on every index build.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+
         self.params = params or BM25Params()
         self.doc_ids = doc_ids
         self._keys = tie_keys(doc_ids)
