@@ -11,16 +11,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.eval-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[eval]'
+	$(BIN)/pip install --quiet -e '.[train]'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml $(VENV)/.eval-installed
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.eval-installed
+demo: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/embedtune demo --output runs/demo
 
 lint: $(VENV)/.dev-installed
@@ -30,7 +30,7 @@ lint: $(VENV)/.dev-installed
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-bench: $(VENV)/.eval-installed
+bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/eval_shared.py
 
 clean:

@@ -79,3 +79,31 @@ def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EMBEDTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def write_train_set(folder: Path, n: int = 60, split: str = "train") -> Path:
+    """A labeled set where query i asks about document i (a few long, multi-passage ones)."""
+    docs = [
+        {
+            "_id": f"d{i}",
+            "title": f"topic{i}",
+            "text": f"topic{i} alpha beta gamma delta number {i} " * (8 if i % 5 == 0 else 2),
+        }
+        for i in range(n)
+    ]
+    queries = [{"_id": f"q{i}", "text": f"topic{i} number {i}"} for i in range(n)]
+    qrels = [(f"q{i}", f"d{i}", 1) for i in range(n)]
+    return write_beir(folder, split, docs=docs, queries=queries, qrels=qrels)
+
+
+@pytest.fixture(scope="session")
+def train_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_train_set(tmp_path_factory.mktemp("trainset") / "data")
+
+
+@pytest.fixture(scope="session")
+def train_model_dir(tmp_path_factory: pytest.TempPathFactory, train_set: Path) -> Path:
+    """A tiny model whose vocabulary covers the training set."""
+    texts = [line for line in (train_set / "corpus.jsonl").read_text().splitlines()]
+    texts += (train_set / "queries.jsonl").read_text().splitlines()
+    return build_tiny_model(tmp_path_factory.mktemp("trainmodel"), texts)

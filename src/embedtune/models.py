@@ -68,7 +68,10 @@ def resolve_model(name: str | None) -> ModelRef:
     if folder.is_dir():
         if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
             raise ConfigError(f"{folder}: not a model folder (no modules.json or config.json)")
-        return ModelRef(name, str(folder.resolve()), folder_sha256(str(folder.resolve())))
+        # Recorded by folder name and content hash: a local path means nothing elsewhere.
+        return ModelRef(
+            folder.resolve().name, str(folder.resolve()), folder_sha256(str(folder.resolve()))
+        )
     raise ConfigError(
         f"model '{name}' is not a local folder; embedtune works offline, so pass the path of a "
         "sentence-transformers model folder (or 'base' for the packaged all-MiniLM-L6-v2)"

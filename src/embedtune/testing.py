@@ -25,7 +25,7 @@ def build_tiny_model(
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -235,6 +235,220 @@ def eval_command(
         console.print(f"report: {output / 'report.md'}")
 
 
+def _load_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return loaded
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _ranks(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (int(x) for x in value.split("-"))
+    except ValueError:
+        raise ConfigError(f"--ranks '{value}': use FIRST-LAST, e.g. 3-30") from None
+    return [lo, hi]
+
+
+@app.command()
+def pairs(
+    data: Annotated[Path | None, typer.Argument(help="BEIR folder with a labeled split")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="pairs.jsonl to write")] = Path(
+        "pairs.jsonl"
+    ),
+    split: Annotated[str, typer.Option(help="qrels split to make pairs from")] = "train",
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="a pairs file (JSONL/CSV: query, "
+            "positive[, negatives]) to check and "
+            "convert instead"
+        ),
+    ] = None,
+    model: Annotated[str, typer.Option(help="model for positives/negatives ('base')")] = "base",
+    positive: Annotated[
+        str | None, typer.Option(help="base | bm25: picks the passage of a relevant document")
+    ] = None,
+    negatives_from: Annotated[str | None, typer.Option(help="comma list: bm25,base")] = None,
+    ranks: Annotated[str | None, typer.Option(help="rank range of negatives, e.g. 3-30")] = None,
+    per_query: Annotated[int | None, typer.Option(help="hard negatives per pair")] = None,
+    margin: Annotated[float | None, typer.Option(help="false-negative margin")] = None,
+    cross_encoder: Annotated[str | None, typer.Option(help="local cross-encoder folder")] = None,
+    window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
+    stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
+    skip_bad: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Build (query, positive, hard negatives) pairs with provenance from labeled data."""
+    _setup_logging(verbose)
+
+    def build() -> dict[str, Any]:
+        from embedtune.pairs.config import PairsConfig
+        from embedtune.pairs.io import read_pairs_file, write_pairs
+
+        if from_file is not None:
+            from collections import Counter
+
+            skipped: Counter[str] = Counter()
+            found = read_pairs_file(from_file, skip_bad=skip_bad, skipped=skipped)
+            summary = {
+                "pairs": len(found),
+                "sources": {f"file:{from_file.name}": len(found)},
+                "skipped": dict(skipped),
+            }
+            write_pairs(output, found, summary)
+            return summary
+        if data is None:
+            raise ConfigError("give DATA (a BEIR folder with a labeled split) or --from-file")
+        negatives: dict[str, Any] = {}
+        for key, value in (
+            ("sources", _split_list(negatives_from)),
+            ("ranks", _ranks(ranks)),
+            ("per_query", per_query),
+            ("margin", margin),
+            ("cross_encoder", cross_encoder),
+        ):
+            if value is not None:
+                negatives[key] = value
+        options: dict[str, Any] = {"negatives": negatives}
+        if positive is not None:
+            options["positive"] = positive
+        config = PairsConfig.model_validate(options)
+        from embedtune.corpus.config import PassageConfig
+        from embedtune.corpus.load import load_beir
+        from embedtune.evaluate.config import default_cache_dir
+        from embedtune.evaluate.dense import DenseEncoder
+        from embedtune.models import load_model, resolve_model
+        from embedtune.pairs.mine import mine_labeled_pairs
+
+        dataset = load_beir(data, split, skip_bad=skip_bad)
+        ref = resolve_model(model)
+        encoder = DenseEncoder(
+            load_model(ref), ref, cache_dir=Path(default_cache_dir()) / "embeddings"
+        )
+        found, summary = mine_labeled_pairs(
+            dataset, encoder, _passages(window, stride) or PassageConfig(), config
+        )
+        write_pairs(output, found, summary)
+        return summary
+
+    summary = _run(build)
+    console.print(
+        f"{summary['pairs']} pairs → {output} (summary: {output.with_suffix('.summary.json')})"
+    )
+    for key in ("negatives_per_pair", "filtered", "skipped"):
+        if summary.get(key):
+            console.print(f"{key}: {summary[key]}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Argument(help="BEIR folder with a labeled split")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="model folder to create")] = Path(
+        "runs/model"
+    ),
+    split: Annotated[str, typer.Option(help="labeled split to train on")] = "train",
+    dev_split: Annotated[
+        str | None,
+        typer.Option(help="dev split (default: 'dev' if present, else 15% of train held out)"),
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="adaptation strategy")] = None,
+    pairs_file: Annotated[
+        Path | None, typer.Option("--pairs", help="train on this pairs file")
+    ] = None,
+    preset_name: Annotated[str, typer.Option("--preset", help="default | fast")] = "default",
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML with TrainConfig fields")
+    ] = None,
+    base_model: Annotated[str | None, typer.Option(help="base model folder or 'base'")] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
+    loss: Annotated[str | None, typer.Option(help="mnrl | cached_mnrl")] = None,
+    matryoshka: Annotated[str | None, typer.Option(help="comma list of dims, e.g. 384,128")] = None,
+    max_steps: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: best available)")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="continue from the last complete checkpoint")
+    ] = False,
+    skip_bad: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Fine-tune the base model on labeled pairs; the best dev checkpoint becomes DIR."""
+    _setup_logging(verbose)
+
+    def build() -> Any:
+        from embedtune.train.config import TrainConfig, preset
+        from embedtune.train.train import train_model
+
+        options = _merge(preset(preset_name), _load_yaml(config_file))
+        for key, value in (
+            ("strategy", strategy),
+            ("base_model", base_model),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("learning_rate", learning_rate),
+            ("loss", loss),
+            ("max_steps", max_steps),
+            ("seed", seed),
+            ("device", device),
+        ):
+            if value is not None:
+                options[key] = value
+        if matryoshka:
+            options["matryoshka_dims"] = [int(x) for x in matryoshka.split(",")]
+        config = TrainConfig.model_validate(options)
+        return train_model(
+            output,
+            config,
+            data=None if data is None else str(data),
+            pairs_file=None if pairs_file is None else str(pairs_file),
+            split=split,
+            dev_split=dev_split,
+            resume=resume,
+            skip_bad=skip_bad,
+        )
+
+    result = _run(build)
+    from embedtune.train.train import is_main_process
+
+    if not is_main_process():  # another process of a torchrun job: rank 0 reports
+        return
+    dev = result.settings["dev"]
+    table = Table(title=f"dev ({result.settings['data']['dev']['rule']})")
+    for column in ("system", "nDCG@10", "MRR@10", "Recall@100"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for name, key in (("bm25", "bm25"), ("base-maxp", "base"), ("tuned-maxp", "tuned")):
+        m = dev[key]
+        table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['mrr@10']:.4f}", f"{m['recall@100']:.4f}")
+    console.print(table)
+    for note in result.settings["outcome"]["notes"]:
+        console.print(note if result.settings["outcome"]["better"] else f"[yellow]{note}[/]")
+    console.print(f"model: {result.output}")
+
+
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),

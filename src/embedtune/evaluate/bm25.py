@@ -57,6 +57,13 @@ class BM25Index:
         )[0]
         return [self._vocab[t] for t in tokens if t in self._vocab]
 
+    def score_rows(self, query: str, rows: range) -> np.ndarray:
+        """BM25 scores of the given document rows for one query."""
+        ids = self._query_ids(query)
+        if not ids:
+            return np.zeros(len(rows))
+        return np.asarray(self._retriever.get_scores(ids), dtype=np.float64)[rows.start : rows.stop]
+
     def search(self, queries: dict[str, str], k: int = 100, show_progress: bool = False) -> Run:
         """Top ``k`` documents per query; a query with no known term retrieves nothing."""
         run: Run = {}

@@ -1,0 +1,64 @@
+"""The model card (README.md) saved with every trained model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _row(name: str, metrics: dict[str, float]) -> str:
+    return (
+        f"| {name} | {metrics['ndcg@10']:.4f} | {metrics['mrr@10']:.4f} | "
+        f"{metrics['recall@100']:.4f} |"
+    )
+
+
+def render_card(settings: dict[str, Any]) -> str:
+    """Base model, data, config, seed and dev metrics against base and BM25, with the outcome."""
+    dev = settings["dev"]
+    outcome = settings["outcome"]
+    verdict = "\n".join(f"- {note}" for note in outcome["notes"])
+    return f"""---
+library_name: sentence-transformers
+base_model: {settings["base_model"]["name"]}
+tags: [sentence-transformers, embedtune, {settings["strategy"]}]
+---
+
+# Domain-tuned {settings["base_model"]["name"]}
+
+Made by embedtune with the `{settings["strategy"]}` strategy. Loads anywhere with
+`SentenceTransformer("<this folder>")`; no embedtune needed.
+
+## Outcome on dev ({dev["base"] and settings["data"].get("dev", {}).get("rule", "dev")})
+
+{verdict}
+
+| system | nDCG@10 | MRR@10 | Recall@100 |
+|---|---:|---:|---:|
+{_row("bm25", dev["bm25"])}
+{_row("base (max-passage)", dev["base"])}
+{_row("tuned (max-passage)", dev["tuned"])}
+
+Documents are scored by their best passage: windows of {settings["passages"]["window"]} tokens,
+stride {settings["passages"]["stride"]} (stored in `embedtune.json`). Held-out test numbers come
+from `embedtune eval DATA --split test --model <this folder>`.
+
+## Lineage
+
+- base model: `{settings["base_model"]["name"]}` (sha256 `{settings["base_model"]["sha256"]}`)
+- seed: {settings["seed"]}; pairs: {settings["pairs"]}; steps: {settings["training"]["steps"]};
+  trainable parameters: {settings["training"]["trainable_parameters"]:,} of
+  {settings["training"]["parameters"]:,}
+
+## Data manifest
+
+```json
+{json.dumps(settings["data"], indent=2)[:6000]}
+```
+
+## Config
+
+```json
+{json.dumps(settings["config"], indent=2)}
+```
+"""

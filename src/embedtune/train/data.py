@@ -1,0 +1,114 @@
+"""Train/dev data: the dev split rule and the dev set's max-passage evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.passages import split_passages
+from embedtune.corpus.types import Dataset, Qrels
+from embedtune.evaluate.metrics import mean, per_query
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+def hold_out_dev(qrels: Qrels, fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split judged queries into (train, dev), grouped by relevant document.
+
+    Queries that share a relevant document land on the same side, so a dev query never has
+    its answer passage trained on through a sibling query. The grouping is connected
+    components of the query–document graph; groups are ordered by a seeded hash and taken
+    until ``fraction`` of the queries are in dev.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    judged = sorted(q for q, docs in qrels.items() if any(s >= 1 for s in docs.values()))
+    for qid in judged:
+        for doc, score in qrels[qid].items():
+            if score >= 1:
+                parent[find(f"q:{qid}")] = find(f"d:{doc}")
+    groups: dict[str, list[str]] = {}
+    for qid in judged:
+        groups.setdefault(find(f"q:{qid}"), []).append(qid)
+    order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    target = round(fraction * len(judged))
+    dev: list[str] = []
+    for group in order:
+        if len(dev) >= target:
+            break
+        dev.extend(groups[group])
+    dev_set = set(dev)
+    return [q for q in judged if q not in dev_set], sorted(dev_set)
+
+
+@dataclass
+class DevSet:
+    """Dev queries searched over a corpus with max-passage scoring, as the report does."""
+
+    queries: dict[str, str]
+    qrels: Qrels
+    doc_ids: list[str]
+    passages: list[str]
+    bounds: np.ndarray
+    doc_texts: list[str]
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: Dataset, dev_ids: list[str], tokenizer: Any, passages: PassageConfig
+    ) -> DevSet:
+        docs = list(dataset.corpus.values())
+        split = split_passages(docs, tokenizer, passages)
+        return cls(
+            {q: dataset.queries[q] for q in dev_ids},
+            {q: dataset.qrels[q] for q in dev_ids},
+            split.doc_ids,
+            split.texts,
+            split.bounds,
+            [d.full_text for d in docs],
+        )
+
+    def evaluate(
+        self,
+        model: SentenceTransformer,
+        *,
+        query_prompt: str = "",
+        doc_prompt: str = "",
+        batch_size: int = 64,
+    ) -> dict[str, float]:
+        """nDCG@10, MRR@10 and Recall@100 of max-passage dense search (no cache: weights move)."""
+        from embedtune.evaluate.dense import DenseEncoder, dense_search
+        from embedtune.models import ModelRef
+
+        encoder = DenseEncoder(
+            model,
+            ModelRef("training", "", "training"),
+            query_prompt=query_prompt,
+            doc_prompt=doc_prompt,
+            batch_size=batch_size,
+            cache_dir=None,
+        )
+        run = dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
+        values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
+        return {metric: mean(v) for metric, v in values.items()}
+
+    def bm25(self) -> dict[str, float]:
+        """The BM25 baseline on the same dev queries and corpus (documents, not passages)."""
+        from embedtune.evaluate.bm25 import BM25Index
+
+        run = BM25Index(self.doc_ids, self.doc_texts).search(self.queries)
+        values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
+        return {metric: mean(v) for metric, v in values.items()}

@@ -1,0 +1,483 @@
+"""Contrastive fine-tuning on SentenceTransformerTrainer: dev-selected, resumable, multi-process.
+
+Layout: the model goes to ``--output DIR`` (renamed into place only when complete); pairs,
+checkpoints and logs live beside it in ``DIR.work/`` so a killed run can resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from embedtune.corpus.load import beir_splits, load_beir
+from embedtune.corpus.types import Dataset, Document
+from embedtune.errors import ConfigError, DataError
+from embedtune.io import write_json, write_text
+from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
+from embedtune.provenance import library_versions
+from embedtune.train.card import render_card
+from embedtune.train.config import TrainConfig
+from embedtune.train.data import DevSet, hold_out_dev
+from embedtune.train.strategies import count_trainable, get_strategy
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+COMPLETE = "embedtune-complete"  # written into a checkpoint after every file of it is saved
+SETTINGS = "embedtune.json"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how it did on dev against the base model and BM25."""
+
+    output: Path
+    settings: dict[str, Any]
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that writes outputs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def work_dir(output: Path) -> Path:
+    return output.parent / f"{output.name}.work"
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint whose save finished; half-written ones are set aside."""
+    if not folder.is_dir():
+        return None
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    complete = [p for p in found if (p / COMPLETE).is_file()]
+    for partial in (p for p in found if not (p / COMPLETE).is_file()):
+        if is_main_process():
+            logger.warning("checkpoint %s was not completely written; ignoring it", partial.name)
+            shutil.rmtree(partial, ignore_errors=True)
+    return complete[-1] if complete else None
+
+
+def _dev_from_pairs(
+    pairs: list[Pair], fraction: float, seed: int
+) -> tuple[list[Pair], Dataset, list[str]]:
+    """Dev for a pairs file: hold out pairs grouped by positive text; corpus = all texts."""
+    positives = sorted({p.positive for p in pairs})
+    rng = random.Random(seed)
+    rng.shuffle(positives)
+    dev_pos = set(positives[: max(1, round(fraction * len(positives)))])
+    texts = list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
+    ids = {t: f"p{i}" for i, t in enumerate(texts)}
+    dev = [p for p in pairs if p.positive in dev_pos]
+    corpus = {ids[t]: Document(ids[t], "", t) for t in texts}
+    queries = {f"q{i}": p.query for i, p in enumerate(dev)}
+    qrels = {f"q{i}": {ids[p.positive]: 1} for i, p in enumerate(dev)}
+    return (
+        [p for p in pairs if p.positive not in dev_pos],
+        Dataset(corpus, queries, qrels, "dev"),
+        list(queries),
+    )
+
+
+def _training_dataset(pairs: list[Pair], negatives: int, seed: int) -> Any:
+    """Columns anchor, positive, negative_1..n; a pair short of mined negatives gets another
+    pair's positive (a random negative) so every row has the same columns."""
+    from datasets import Dataset as HFDataset
+
+    rng = random.Random(seed)
+    positives = [p.positive for p in pairs]
+    rows: dict[str, list[str]] = {"anchor": [], "positive": []}
+    for n in range(negatives):
+        rows[f"negative_{n + 1}"] = []
+    for pair in pairs:
+        rows["anchor"].append(pair.query)
+        rows["positive"].append(pair.positive)
+        extra = list(pair.negatives[:negatives])
+        while len(extra) < negatives:
+            candidate = rng.choice(positives)
+            if candidate != pair.positive and candidate not in extra:
+                extra.append(candidate)
+        for n in range(negatives):
+            rows[f"negative_{n + 1}"].append(extra[n])
+    return HFDataset.from_dict(rows)
+
+
+def _loss(model: SentenceTransformer, config: TrainConfig, distributed: bool) -> Any:
+    from sentence_transformers.sentence_transformer import losses
+
+    loss: Any
+    if config.loss == "cached_mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=config.mini_batch_size, gather_across_devices=distributed
+        )
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model, gather_across_devices=distributed)
+    if config.matryoshka_dims:
+        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=config.matryoshka_dims)
+    return loss
+
+
+def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    class MaxPassageDevEvaluator(SentenceEvaluator):
+        """Dev nDCG@10 with the same max-passage scoring the report uses."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "dev"
+            self.primary_metric = "ndcg@10"
+
+        def __call__(
+            self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
+        ) -> dict[str, float]:
+            metrics = dev.evaluate(
+                model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
+            )
+            logger.info("dev at step %s: %s", steps, {k: round(v, 4) for k, v in metrics.items()})
+            return self.prefix_name_to_metrics(metrics, self.name)
+
+    return MaxPassageDevEvaluator()
+
+
+def _callbacks() -> list[Any]:
+    from transformers import TrainerCallback
+
+    class CheckpointComplete(TrainerCallback):
+        """Marks a checkpoint complete once the trainer has written all of it."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if os.environ.get("EMBEDTUNE_TEST_KILL_BEFORE_MARK") == str(state.global_step):
+                    os.kill(os.getpid(), 9)  # tests: die after the files, before the marker
+                write_text(folder / COMPLETE, f"{state.global_step}\n")
+
+    class StepDelay(TrainerCallback):
+        """Tests only: slow each step so a test can kill the process mid-run."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            time.sleep(float(os.environ.get("EMBEDTUNE_TEST_STEP_DELAY", "0")))
+
+    return [
+        CheckpointComplete(),
+        *([StepDelay()] if "EMBEDTUNE_TEST_STEP_DELAY" in os.environ else []),
+    ]
+
+
+def _prepare_data(
+    data: str | None,
+    pairs_file: str | None,
+    split: str,
+    dev_split: str | None,
+    config: TrainConfig,
+    base: SentenceTransformer,
+    ref: ModelRef,
+    work: Path,
+    skip_bad: bool,
+) -> tuple[list[Pair], DevSet, dict[str, Any]]:
+    """Pairs and the dev set, following the dev split rule; pairs are reused on resume."""
+    from embedtune.evaluate.config import default_cache_dir
+    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.pairs.mine import mine_labeled_pairs
+
+    info: dict[str, Any] = {}
+    dataset = None
+    if data is not None:
+        dataset = load_beir(data, split, skip_bad=skip_bad)
+        info["data"] = dataset.manifest.to_dict()
+    saved = work / "pairs.jsonl"
+    if pairs_file is not None:
+        pairs = read_pairs_file(pairs_file, skip_bad=skip_bad)
+        info["pairs_file"] = str(pairs_file)
+    if (
+        dev_split is None
+        and data is not None
+        and "dev" in beir_splits(Path(data))
+        and split != "dev"
+    ):
+        dev_split = "dev"
+    if dev_split is not None:
+        if data is None:
+            raise ConfigError("--dev-split needs DATA")
+        dev_data = load_beir(data, dev_split, skip_bad=skip_bad)
+        dev_ids = [q for q in dev_data.judged_queries()]
+        train_ids = None
+        dev_dataset = dev_data
+        info["dev"] = {"rule": f"split '{dev_split}'", "queries": len(dev_ids)}
+    elif dataset is not None and pairs_file is None:
+        train_list, dev_ids = hold_out_dev(dataset.qrels, config.dev_fraction, config.seed)
+        train_ids = train_list
+        dev_dataset = dataset
+        info["dev"] = {
+            "rule": f"held out {config.dev_fraction:.0%} of '{split}' queries, "
+            f"grouped by relevant document (seed {config.seed})",
+            "queries": len(dev_ids),
+            "train_queries": len(train_ids),
+        }
+    else:
+        pairs, dev_dataset, dev_ids = _dev_from_pairs(pairs, config.dev_fraction, config.seed)
+        train_ids = None
+        info["dev"] = {
+            "rule": f"held out {config.dev_fraction:.0%} of the pairs, grouped by positive",
+            "queries": len(dev_ids),
+        }
+    if pairs_file is None:
+        assert dataset is not None
+        if saved.is_file():
+            pairs = load_pairs(saved)  # a finished pairs stage is not redone on resume
+        else:
+            encoder = DenseEncoder(
+                base,
+                ref,
+                query_prompt=config.query_prompt,
+                doc_prompt=config.doc_prompt,
+                batch_size=config.pairs.batch_size,
+                cache_dir=Path(default_cache_dir()) / "embeddings",
+            )
+            pairs, summary = mine_labeled_pairs(
+                dataset, encoder, config.passages, config.pairs, query_ids=train_ids
+            )
+            if is_main_process():
+                write_pairs(saved, pairs, summary)
+            info["pairs_summary"] = summary
+    if not pairs:
+        raise DataError(
+            "no training pairs left after filtering; loosen pairs.negatives or check the qrels"
+        )
+    dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
+    return pairs, dev, info
+
+
+def train_model(
+    output: str | Path,
+    config: TrainConfig,
+    *,
+    data: str | None = None,
+    pairs_file: str | None = None,
+    split: str = "train",
+    dev_split: str | None = None,
+    resume: bool = False,
+    skip_bad: bool = False,
+) -> TrainResult:
+    """Train, select the best checkpoint on dev, and save a portable model folder to ``output``."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    out = Path(output)
+    work = work_dir(out)
+    if data is None and pairs_file is None:
+        raise ConfigError("give DATA (a BEIR folder with a train split) or --pairs FILE")
+    if out.exists():
+        raise ConfigError(
+            f"{out} already exists; models are never overwritten: choose a new --output"
+        )
+    if (work / "checkpoints").is_dir() and any((work / "checkpoints").iterdir()) and not resume:
+        raise ConfigError(
+            f"{work} holds an unfinished run: pass --resume to continue it, or "
+            "delete it to start over"
+        )
+    strategy = get_strategy(config.strategy)
+    started = time.perf_counter()
+    ref = resolve_model(config.base_model)
+    model = load_model(ref, device=config.device)
+    if config.max_seq_length:
+        model.max_seq_length = config.max_seq_length
+    pairs, dev, info = _prepare_data(
+        data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
+    )
+    baseline = {
+        "base": dev.evaluate(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt),
+        "bm25": dev.bm25(),
+    }
+    logger.info(
+        "dev before training: base %.4f, bm25 %.4f nDCG@10",
+        baseline["base"]["ndcg@10"],
+        baseline["bm25"]["ndcg@10"],
+    )
+    model = strategy.prepare(model, config)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    negatives = config.pairs.negatives.per_query
+    train_set = _training_dataset(pairs, negatives, config.seed)
+    steps_per_epoch = max(1, len(train_set) // (config.batch_size * world))
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    import torch
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        lr_scheduler_type="cosine",
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="steps",
+        eval_steps=eval_every,
+        save_strategy="steps",
+        save_steps=eval_every,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_dev_ndcg@10",
+        greater_is_better=True,
+        logging_steps=max(1, eval_every // 4),
+        report_to="none",
+        disable_tqdm=not is_main_process(),
+        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
+        use_cpu=config.device == "cpu",
+        prompts={
+            "anchor": config.query_prompt,
+            "positive": config.doc_prompt,
+            **{f"negative_{n + 1}": config.doc_prompt for n in range(negatives)},
+        }
+        if (config.query_prompt or config.doc_prompt)
+        else None,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        loss=_loss(model, config, world > 1),
+        evaluator=_evaluator(dev, config),
+        callbacks=_callbacks(),
+    )
+    checkpoint = last_complete_checkpoint(work / "checkpoints") if resume else None
+    if resume and checkpoint is None:
+        logger.info("no complete checkpoint in %s; starting from the beginning", work)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    model = strategy.finalize(trainer.model)
+    tuned = dev.evaluate(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt)
+    settings = _settings(
+        config,
+        ref,
+        info,
+        baseline,
+        tuned,
+        trainer,
+        model,
+        len(pairs),
+        time.perf_counter() - started,
+    )
+    if is_main_process():
+        _save(model, out, settings)
+        for line in settings["outcome"]["notes"]:
+            logger.warning(line) if not settings["outcome"]["better"] else logger.info(line)
+    return TrainResult(out, settings)
+
+
+def _settings(
+    config: TrainConfig,
+    ref: ModelRef,
+    info: dict[str, Any],
+    baseline: dict[str, dict[str, float]],
+    tuned: dict[str, float],
+    trainer: Any,
+    model: SentenceTransformer,
+    n_pairs: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Everything stored with the model: how to split passages, lineage, dev outcome."""
+    beats_base = tuned["ndcg@10"] > baseline["base"]["ndcg@10"]
+    beats_bm25 = tuned["ndcg@10"] > baseline["bm25"]["ndcg@10"]
+    notes = []
+    if not beats_base:
+        notes.append(
+            f"NOT BETTER than the base model on dev: nDCG@10 {tuned['ndcg@10']:.4f} vs "
+            f"base {baseline['base']['ndcg@10']:.4f}"
+        )
+    if not beats_bm25:
+        notes.append(
+            f"NOT BETTER than BM25 on dev: nDCG@10 {tuned['ndcg@10']:.4f} vs "
+            f"bm25 {baseline['bm25']['ndcg@10']:.4f}"
+        )
+    if beats_base and beats_bm25:
+        notes.append(
+            f"better than base ({baseline['base']['ndcg@10']:.4f}) and BM25 "
+            f"({baseline['bm25']['ndcg@10']:.4f}) on dev: nDCG@10 "
+            f"{tuned['ndcg@10']:.4f}"
+        )
+    trainable, total = count_trainable(model)
+    return {
+        "format": 1,
+        "passages": config.passages.model_dump(),
+        "prompts": {"query": config.query_prompt, "document": config.doc_prompt},
+        "base_model": {"name": ref.name, "sha256": ref.sha256},
+        "strategy": config.strategy,
+        "config": config.model_dump(mode="json"),
+        "seed": config.seed,
+        "data": info,
+        "pairs": n_pairs,
+        "dev": {
+            "base": baseline["base"],
+            "bm25": baseline["bm25"],
+            "tuned": tuned,
+            "best_checkpoint_step": _best_step(trainer),
+        },
+        "outcome": {
+            "better": beats_base and beats_bm25,
+            "better_than_base": beats_base,
+            "better_than_bm25": beats_bm25,
+            "notes": notes,
+        },
+        "training": {
+            "steps": trainer.state.global_step,
+            "seconds": round(seconds, 1),
+            "trainable_parameters": trainable,
+            "parameters": total,
+        },
+        "versions": library_versions(),
+    }
+
+
+def _best_step(trainer: Any) -> int | None:
+    best = trainer.state.best_model_checkpoint
+    return int(Path(best).name.split("-")[1]) if best else None
+
+
+def _save(model: SentenceTransformer, out: Path, settings: dict[str, Any]) -> None:
+    """Write the model folder beside its final name, then rename it into place."""
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.prompts = {k: v for k, v in settings["prompts"].items() if v}
+    model.model_card_data.base_model = settings["base_model"]["name"]
+    model.save(str(tmp))
+    _scrub_local_paths(tmp)
+    write_json(tmp / SETTINGS, settings)
+    write_text(tmp / "README.md", render_card(settings))
+    os.replace(tmp, out)
+
+
+def _scrub_local_paths(folder: Path) -> None:
+    """The base model is recorded by name and hash; no absolute path of this machine stays in
+    the config files (they would break loading or leak paths elsewhere)."""
+    for name in ("config.json", "config_sentence_transformers.json", "tokenizer_config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        content = json.loads(path.read_text(encoding="utf-8"))
+        changed = False
+        for key in ("_name_or_path", "name_or_path"):
+            if isinstance(content.get(key), str) and content[key].startswith("/"):
+                content.pop(key)
+                changed = True
+        if changed:
+            write_json(path, content)

@@ -1,0 +1,94 @@
+"""Labeled pairs: best passage as positive, hard negatives from rank ranges, filters, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from embedtune.corpus import load_beir
+from embedtune.corpus.config import PassageConfig
+from embedtune.errors import DataError
+from embedtune.evaluate.dense import DenseEncoder
+from embedtune.models import load_model, resolve_model
+from embedtune.pairs import PairsConfig, read_pairs_file, write_pairs
+from embedtune.pairs.mine import mine_labeled_pairs
+
+
+@pytest.fixture
+def encoder(train_model_dir: Path) -> DenseEncoder:
+    ref = resolve_model(str(train_model_dir))
+    return DenseEncoder(load_model(ref, device="cpu"), ref, cache_dir=None)
+
+
+def test_mined_pairs_follow_the_rules(
+    train_set: Path, encoder: DenseEncoder, tmp_path: Path
+) -> None:
+    data = load_beir(train_set, "train")
+    config = PairsConfig.model_validate(
+        {
+            "negatives": {
+                "sources": ["bm25", "base"],
+                "ranks": [2, 10],
+                "per_query": 2,
+                "margin": 0.0,
+            }
+        }
+    )
+    pairs, summary = mine_labeled_pairs(data, encoder, PassageConfig(window=12, stride=6), config)
+    assert len(pairs) == 60 and summary["pairs"] == 60
+    for pair in pairs:
+        prov = pair.provenance
+        doc = data.corpus[prov["doc_id"]]
+        assert pair.positive.startswith(doc.title)  # a passage of the relevant document
+        assert pair.positive.removeprefix(doc.title).strip() in doc.text
+        assert len(pair.negatives) <= 2 and len(set(pair.negatives)) == len(pair.negatives)
+        assert pair.positive not in pair.negatives
+        for neg in prov["negatives"]:
+            assert neg["doc_id"] != prov["doc_id"]  # never from a judged document
+            assert 2 <= neg["rank"] <= 10
+            assert neg["method"] in {"bm25", "base"}
+            assert neg["score"] <= prov["positive"]["score"]  # margin 0 filter
+    # long documents are split; the positive is the passage that best matches the query
+    long_pair = next(p for p in pairs if p.provenance["doc_id"] == "d0")
+    assert long_pair.provenance["positive"]["method"] == "base"
+    assert summary["passages"]["count"] > 60
+    write_pairs(tmp_path / "pairs.jsonl", pairs, summary)
+    again = read_pairs_file(tmp_path / "pairs.jsonl")
+    assert [p.negatives for p in again] == [p.negatives for p in pairs]
+    assert json.loads((tmp_path / "pairs.summary.json").read_text())["pairs"] == 60
+
+
+def test_a_large_margin_filters_every_candidate(train_set: Path, encoder: DenseEncoder) -> None:
+    data = load_beir(train_set, "train")
+    config = PairsConfig.model_validate({"negatives": {"margin": 10.0, "per_query": 1}})
+    pairs, summary = mine_labeled_pairs(data, encoder, PassageConfig(window=12, stride=6), config)
+    assert all(not p.negatives for p in pairs)
+    assert summary["filtered"]["filtered_false_negative"] > 0
+    assert summary["negatives_per_pair"] == {"0": 60}
+
+
+def test_pairs_files_jsonl_and_csv(tmp_path: Path) -> None:
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(
+        '{"query": "q", "positive": "p", "negatives": ["n1", "n2"]}\n'
+        '{"query": "q2", "positive": "p2"}\n'
+    )
+    assert [p.negatives for p in read_pairs_file(jsonl)] == [["n1", "n2"], []]
+    csv = tmp_path / "p.csv"
+    csv.write_text("query,positive,negative_1\nq,p,n\n")
+    assert read_pairs_file(csv)[0].negatives == ["n"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "positive": "p"}\n{"query": "", "positive": "p"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: missing or empty \(field 'query'\)"):
+        read_pairs_file(bad)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match="no pairs"):
+        read_pairs_file(empty)
+
+
+def test_bad_rank_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="negatives.ranks"):
+        PairsConfig.model_validate({"negatives": {"ranks": [10, 3]}})

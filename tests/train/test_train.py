@@ -1,0 +1,287 @@
+"""Training: dev rule, portable output, honest outcome, errors, resume after kill -9, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from embedtune.errors import ConfigError, DataError
+from embedtune.train.config import TrainConfig, preset
+from embedtune.train.data import hold_out_dev
+from embedtune.train.strategies import get_strategy
+from embedtune.train.train import train_model
+
+FAST = {
+    "epochs": 2,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "device": "cpu",
+    "passages": {"window": 12, "stride": 6},
+}
+
+
+def _config(model: Path, **extra: object) -> TrainConfig:
+    return TrainConfig.model_validate({**FAST, "base_model": str(model), **extra})
+
+
+def test_dev_split_groups_queries_by_relevant_document() -> None:
+    qrels = {f"q{i}": {f"d{i // 2}": 1} for i in range(40)}  # pairs of queries share a doc
+    train, dev = hold_out_dev(qrels, 0.15, seed=1)
+    assert 5 <= len(dev) <= 8 and len(train) + len(dev) == 40
+    for qid in dev:
+        sibling = f"q{int(qid[1:]) ^ 1}"
+        assert sibling in dev
+    assert hold_out_dev(qrels, 0.15, seed=1) == (train, dev)
+    assert hold_out_dev(qrels, 0.15, seed=2)[1] != dev
+
+
+def test_presets_and_strategy_registry() -> None:
+    assert TrainConfig.model_validate(preset("default")).epochs == 2
+    assert TrainConfig.model_validate(preset("fast")).epochs == 1
+    with pytest.raises(ConfigError, match="unknown preset 'quick'"):
+        preset("quick")
+    with pytest.raises(ConfigError, match="unknown strategy 'lora': available: full"):
+        get_strategy("lora")
+
+
+@pytest.fixture(scope="module")
+def trained(
+    train_set: Path, train_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "model"
+    train_model(out, _config(train_model_dir), data=str(train_set))
+    return out
+
+
+def test_output_is_a_portable_sentence_transformers_folder(trained: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.copytree(trained, moved)
+    code = (
+        "import sys; from sentence_transformers import SentenceTransformer; "
+        f"m = SentenceTransformer({str(moved)!r}, local_files_only=True); "
+        "print(m.encode(['topic3 number 3']).shape); "
+        "print(any(k.startswith('embedtune') for k in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.stdout.split("\n")[:2] == ["(1, 32)", "False"]
+    # the model's own files name no path of this machine (the data manifest may: it is
+    # the user's record of which files were used)
+    for name in (
+        "config.json",
+        "config_sentence_transformers.json",
+        "modules.json",
+        "tokenizer_config.json",
+        "sentence_bert_config.json",
+    ):
+        assert "/tmp/" not in (trained / name).read_text(), name
+    settings = json.loads((trained / "embedtune.json").read_text())
+    assert settings["passages"] == {"window": 12, "stride": 6, "title": True}
+    assert settings["base_model"]["name"] == "model" and len(settings["base_model"]["sha256"]) == 64
+    assert settings["data"]["dev"]["queries"] == 9
+    assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]
+    card = (trained / "README.md").read_text()
+    assert "base_model: model" in card and "| tuned (max-passage) |" in card
+    assert (trained.parent / "model.work" / "pairs.jsonl").is_file()
+
+
+def test_tuned_model_evaluates_with_its_stored_passage_window(
+    trained: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    from embedtune.evaluate.config import EvalConfig
+    from embedtune.evaluate.evaluate import run_evaluation
+
+    config = EvalConfig(
+        data=str(train_set),
+        split="train",
+        model=str(trained),
+        base_model=str(train_model_dir),
+        systems=["tuned-maxp", "base-maxp"],
+        permutations=100,
+        bootstrap=100,
+        show_progress=False,
+    )
+    report = run_evaluation(config).report
+    assert report["models"]["tuned"]["passages"]["window"] == 12
+    assert report["systems"]["tuned-maxp"]["ndcg@10"] > report["systems"]["base-maxp"]["ndcg@10"]
+
+
+def test_an_existing_output_is_never_overwritten(
+    trained: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    with pytest.raises(ConfigError, match="already exists"):
+        train_model(trained, _config(train_model_dir), data=str(train_set))
+
+
+def test_missing_split_and_missing_inputs_are_errors(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(DataError, match="split 'dev' not found"):
+        train_model(tmp_path / "m", _config(train_model_dir), data=str(train_set), dev_split="dev")
+    with pytest.raises(ConfigError, match="give DATA"):
+        train_model(tmp_path / "m", _config(train_model_dir))
+
+
+def test_outcome_says_so_when_not_better(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    # one tiny step at a negligible learning rate cannot beat BM25 on this lexical set
+    out = tmp_path / "weak"
+    result = train_model(
+        out, _config(train_model_dir, max_steps=1, learning_rate=1e-9), data=str(train_set)
+    )
+    outcome = result.settings["outcome"]
+    assert outcome["better"] is False and not outcome["better_than_bm25"]
+    assert "NOT BETTER than BM25 on dev" in (out / "README.md").read_text()
+
+
+def test_pairs_file_training(tmp_path: Path, train_model_dir: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps(
+                {"query": f"topic{i} number {i}", "positive": f"topic{i} alpha beta number {i}"}
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
+    result = train_model(tmp_path / "m", _config(train_model_dir), pairs_file=str(pairs))
+    assert result.settings["data"]["dev"]["queries"] == 6
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+# --- resume: a real process, really killed ----------------------------------------------------
+
+RESUME_ARGS = [
+    "--epochs",
+    "4",
+    "--batch-size",
+    "4",
+    "--lr",
+    "1e-3",
+    "--device",
+    "cpu",
+    "--seed",
+    "7",
+]
+
+
+def _train_cmd(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    config = out.parent / "cfg.yaml"
+    config.write_text("passages: {window: 12, stride: 6}\nevals_per_epoch: 1\n")
+    return [
+        sys.executable,
+        "-m",
+        "embedtune",
+        "train",
+        str(data),
+        "--output",
+        str(out),
+        "--base-model",
+        str(model),
+        "--config",
+        str(config),
+        *RESUME_ARGS,
+        *extra,
+    ]
+
+
+def _weights(folder: Path) -> dict[str, np.ndarray]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    train_set: Path, train_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, np.ndarray]:
+    out = tmp_path_factory.mktemp("straight") / "model"
+    subprocess.run(
+        _train_cmd(train_set, train_model_dir, out), check=True, capture_output=True, timeout=600
+    )
+    return _weights(out)
+
+
+def _assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_resume_after_kill_9_gives_the_uninterrupted_weights(
+    train_set: Path,
+    train_model_dir: Path,
+    tmp_path: Path,
+    uninterrupted: dict[str, np.ndarray],
+) -> None:
+    out = tmp_path / "model"
+    env = {**os.environ, "EMBEDTUNE_TEST_STEP_DELAY": "0.05"}
+    process = subprocess.Popen(
+        _train_cmd(train_set, train_model_dir, out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = tmp_path / "model.work" / "checkpoints"
+    deadline = time.time() + 300
+    while not list(checkpoints.glob("checkpoint-*/embedtune-complete")):
+        assert process.poll() is None and time.time() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not out.exists()
+    # without --resume the unfinished run is protected
+    refused = subprocess.run(
+        _train_cmd(train_set, train_model_dir, out), capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    subprocess.run(
+        _train_cmd(train_set, train_model_dir, out, "--resume"),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    _assert_same(_weights(out), uninterrupted)
+
+
+def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
+    train_set: Path,
+    train_model_dir: Path,
+    tmp_path: Path,
+    uninterrupted: dict[str, np.ndarray],
+) -> None:
+    out = tmp_path / "model"
+    # 40% of 51 pairs / batch 4 → 12 steps an epoch; die while saving the second checkpoint
+    env = {**os.environ, "EMBEDTUNE_TEST_KILL_BEFORE_MARK": "24"}
+    killed = subprocess.run(
+        _train_cmd(train_set, train_model_dir, out), env=env, capture_output=True, timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL
+    checkpoints = tmp_path / "model.work" / "checkpoints"
+    assert (checkpoints / "checkpoint-24").is_dir()
+    assert not (checkpoints / "checkpoint-24" / "embedtune-complete").exists()
+    resumed = subprocess.run(
+        _train_cmd(train_set, train_model_dir, out, "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint-24 was not completely written" in resumed.stderr
+    _assert_same(_weights(out), uninterrupted)
