@@ -90,5 +90,5 @@ def test_pairs_files_jsonl_and_csv(tmp_path: Path) -> None:
 
 
 def test_bad_rank_range_is_refused() -> None:
-    with pytest.raises(ValueError, match="negatives.ranks"):
+    with pytest.raises(ValueError, match=r"negatives\.ranks"):
         PairsConfig.model_validate({"negatives": {"ranks": [10, 3]}})

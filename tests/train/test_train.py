@@ -285,3 +285,21 @@ def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "checkpoint-24 was not completely written" in resumed.stderr
     _assert_same(_weights(out), uninterrupted)
+
+
+def test_torchrun_two_processes_train_one_model(train_set: Path, train_model_dir: Path,
+                                                tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    command = _train_cmd(train_set, train_model_dir, out)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29517", "-m", "embedtune", *command[3:]]
+    result = subprocess.run(torchrun, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    settings = json.loads((out / "embedtune.json").read_text())
+    assert settings["training"]["processes"] == 2
+    # 51 train pairs at 4 per process per step: one process needs 13 steps an epoch (52 for
+    # 4 epochs); two processes share each step's 8 pairs, so at most 7 an epoch
+    assert settings["training"]["steps"] <= 4 * 7
+    assert not list(tmp_path.glob(".ddp.tmp*"))
+    assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]

@@ -441,6 +441,7 @@ def _settings(
         "training": {
             "steps": trainer.state.global_step,
             "seconds": round(seconds, 1),
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
             "trainable_parameters": trainable,
             "parameters": total,
         },
