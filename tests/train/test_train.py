@@ -287,14 +287,30 @@ def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
     _assert_same(_weights(out), uninterrupted)
 
 
-def test_torchrun_two_processes_train_one_model(train_set: Path, train_model_dir: Path,
-                                                tmp_path: Path) -> None:
+def test_torchrun_two_processes_train_one_model(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "ddp"
     command = _train_cmd(train_set, train_model_dir, out)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "29517", "-m", "embedtune", *command[3:]]
-    result = subprocess.run(torchrun, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "embedtune",
+        *command[3:],
+    ]
+    result = subprocess.run(
+        torchrun,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     settings = json.loads((out / "embedtune.json").read_text())
     assert settings["training"]["processes"] == 2

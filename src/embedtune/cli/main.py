@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from embedtune.config import merge_settings
 from embedtune.errors import ConfigError, EmbedtuneError
 
 app = typer.Typer(
@@ -251,16 +252,6 @@ def _load_yaml(path: Path | None) -> dict[str, Any]:
     return loaded
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _ranks(value: str | None) -> list[int] | None:
     if value is None:
         return None
@@ -403,7 +394,7 @@ def train(
         from embedtune.train.config import TrainConfig, preset
         from embedtune.train.train import train_model
 
-        options = _merge(preset(preset_name), _load_yaml(config_file))
+        options = merge_settings(preset(preset_name), _load_yaml(config_file))
         for key, value in (
             ("strategy", strategy),
             ("base_model", base_model),
@@ -449,6 +440,29 @@ def train(
     console.print(f"model: {result.output}")
 
 
+@app.command("run")
+def run_command(
+    config_file: Annotated[
+        Path, typer.Argument(help="run YAML: output, data, preset, train, eval")
+    ],
+    verbose: bool = False,
+) -> None:
+    """ingest → pairs → train → evaluate in one command; rerun to resume where it stopped."""
+    _setup_logging(verbose)
+
+    def build() -> Any:
+        from embedtune.config import load_run_config
+        from embedtune.run import run_pipeline
+
+        return run_pipeline(load_run_config(config_file))
+
+    report = _run(build)
+    from embedtune.train.train import is_main_process
+
+    if is_main_process():
+        print_report(report)
+
+
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),
@@ -457,30 +471,38 @@ def demo(
     """The main job on the embedded default: code search over Python's standard library.
 
     Builds the dataset from this interpreter's own stdlib source (nothing is downloaded), then
-    evaluates BM25 and the packaged all-MiniLM-L6-v2 on the held-out packages.
+    runs ingest → pairs → train (fast preset) → evaluate: BM25, the packaged all-MiniLM-L6-v2
+    and the tuned model on the held-out packages. Rerun to resume an interrupted demo.
     """
     _setup_logging(verbose)
-    from embedtune.corpus.stdlib import build_stdlib_dataset
-    from embedtune.evaluate.config import EvalConfig
 
     def build() -> Any:
-        from embedtune.evaluate.evaluate import run_evaluation
+        from embedtune.config import RunConfig
+        from embedtune.corpus.stdlib import build_stdlib_dataset
+        from embedtune.run import run_pipeline
 
-        manifest = build_stdlib_dataset(output / "data")
+        manifest = build_stdlib_dataset(output / "data", **DEMO_SIZES)
         console.print(
             f"stdlib code-search data (Python {manifest['python']}, sha256 "
             f"{manifest['dataset_sha256'][:12]}): {json.dumps(manifest['counts'])}"
         )
-        config = EvalConfig(
-            data=str(output / "data" / "test"),
-            split="test",
-            systems=["bm25", "base", "base-maxp", "base-hybrid"],
+        data = str(output / "data")
+        config = RunConfig.model_validate(
+            {
+                "output": str(output),
+                "preset": "fast",
+                "data": {"train": data, "train_split": "train", "test": data, "test_split": "test"},
+            }
         )
-        return run_evaluation(config, output / "eval")
+        return run_pipeline(config)
 
-    result = _run(build)
-    print_report(result.report)
-    console.print(f"report: {output / 'eval' / 'report.md'}")
+    report = _run(build)
+    print_report(report)
+    console.print(f"report: {output / 'eval' / 'report.md'}; model: {output / 'model'}")
+
+
+# Sizes that keep the whole demo (pairs, training, evaluation) inside 10 minutes on 2 cores.
+DEMO_SIZES = {"test_queries": 200, "test_docs": 800, "train_queries": 600}
 
 
 def main() -> None:

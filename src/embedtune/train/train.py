@@ -257,8 +257,35 @@ def _prepare_data(
         raise DataError(
             "no training pairs left after filtering; loosen pairs.negatives or check the qrels"
         )
+    wanted = config.pairs.negatives.per_query
+    if pairs_file is None and wanted > 0 and not any(p.negatives for p in pairs):
+        raise DataError(
+            f"the false-negative filter removed every hard negative (margin "
+            f"{config.pairs.negatives.margin}, ranks {list(config.pairs.negatives.ranks)}): "
+            "lower pairs.negatives.margin or widen pairs.negatives.ranks"
+        )
     dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
     return pairs, dev, info
+
+
+def prepare_training_data(
+    output: str | Path,
+    config: TrainConfig,
+    *,
+    data: str,
+    split: str = "train",
+    dev_split: str | None = None,
+    skip_bad: bool = False,
+) -> dict[str, Any]:
+    """Run only the pairs stage of :func:`train_model` (same dev rule), leaving pairs.jsonl in
+    ``DIR.work/`` where training picks it up; returns the pairs summary."""
+    work = work_dir(Path(output))
+    ref = resolve_model(config.base_model)
+    model = load_model(ref, device=config.device)
+    pairs, dev, info = _prepare_data(
+        data, None, split, dev_split, config, model, ref, work, skip_bad
+    )
+    return {"pairs": len(pairs), "dev_queries": len(dev.queries), **info}
 
 
 def train_model(

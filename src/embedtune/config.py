@@ -1,0 +1,79 @@
+"""The run config: one YAML file composed of each stage's settings, saved resolved next to
+every output of ``embedtune run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embedtune.errors import ConfigError
+
+
+class DataConfig(BaseModel):
+    """Labeled training data and the held-out evaluation data (BEIR folders)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: str = Field(description="BEIR folder (or parent) holding the training split")
+    train_split: str = "train"
+    dev_split: str | None = None
+    test: str = Field(description="BEIR folder (or parent) holding the held-out split")
+    test_split: str = "test"
+    skip_bad: bool = False
+
+
+class RunEvalConfig(BaseModel):
+    """What the final evaluation reports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    systems: list[str] | None = None
+    metrics: list[str] | None = None
+    ignore_identical_ids: bool = False
+
+
+class RunConfig(BaseModel):
+    """ingest → pairs → train → evaluate, in one file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = Field(description="run folder; finished stages in it are not redone")
+    data: DataConfig
+    preset: str = "default"
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
+    eval: RunEvalConfig = Field(default_factory=RunEvalConfig)
+
+
+def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, merging nested mappings key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a run YAML; a typo names the field and the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+    raw.update(overrides or {})
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from None

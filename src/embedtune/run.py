@@ -1,0 +1,119 @@
+"""``embedtune run``: ingest → pairs → train → evaluate, resumable stage by stage.
+
+Each finished stage leaves ``stages/<name>.json`` in the run folder; a rerun skips it. The
+resolved config is saved as ``config.yaml``; a rerun with a different config is refused so a
+run folder always describes one experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from embedtune.config import RunConfig, merge_settings
+from embedtune.errors import ConfigError
+from embedtune.io import write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("ingest", "pairs", "train", "evaluate")
+
+
+def _stage(folder: Path, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    marker = folder / "stages" / f"{name}.json"
+    if marker.is_file():
+        import json
+
+        logger.info("stage %s: already done, skipped", name)
+        return dict(json.loads(marker.read_text(encoding="utf-8")))
+    logger.info("stage %s: running", name)
+    result = work()
+    write_json(marker, result)
+    return result
+
+
+def _train_config(config: RunConfig) -> Any:
+    from embedtune.train.config import TrainConfig, preset
+
+    return TrainConfig.model_validate(merge_settings(preset(config.preset), config.train))
+
+
+def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Run every stage not yet done; returns the evaluation report."""
+    folder = Path(config.output)
+    resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    saved = folder / "config.yaml"
+    if saved.is_file() and saved.read_text(encoding="utf-8") != resolved:
+        raise ConfigError(
+            f"{folder} was made with another config (see {saved}); use a new "
+            "output folder, or restore that config to resume"
+        )
+    train_config = _train_config(config)  # validate every stage's settings before any work
+    write_text(saved, resolved)
+    data = config.data
+
+    def ingest() -> dict[str, Any]:
+        from embedtune.corpus.load import load_beir
+
+        train = load_beir(data.train, data.train_split, skip_bad=data.skip_bad)
+        test = load_beir(data.test, data.test_split, skip_bad=data.skip_bad)
+        return {"train": train.manifest.to_dict(), "test": test.manifest.to_dict()}
+
+    def pairs() -> dict[str, Any]:
+        from embedtune.train.train import prepare_training_data
+
+        return prepare_training_data(
+            folder / "model",
+            train_config,
+            data=data.train,
+            split=data.train_split,
+            dev_split=data.dev_split,
+            skip_bad=data.skip_bad,
+        )
+
+    def train() -> dict[str, Any]:
+        from embedtune.train.train import train_model, work_dir
+
+        model = folder / "model"
+        if model.is_dir():  # trained, then interrupted before the marker was written
+            import json
+
+            return dict(json.loads((model / "embedtune.json").read_text(encoding="utf-8")))
+        has_checkpoints = (work_dir(model) / "checkpoints").is_dir()
+        return train_model(
+            model,
+            train_config,
+            data=data.train,
+            split=data.train_split,
+            dev_split=data.dev_split,
+            resume=has_checkpoints,
+            skip_bad=data.skip_bad,
+        ).settings
+
+    def evaluate() -> dict[str, Any]:
+        from embedtune.evaluate.config import EvalConfig
+        from embedtune.evaluate.evaluate import run_evaluation
+
+        options: dict[str, Any] = {
+            "data": data.test,
+            "split": data.test_split,
+            "model": str(folder / "model"),
+            "base_model": train_config.base_model,
+            "ignore_identical_ids": config.eval.ignore_identical_ids,
+            "skip_bad": data.skip_bad,
+            "show_progress": progress,
+        }
+        if config.eval.systems:
+            options["systems"] = config.eval.systems
+        if config.eval.metrics:
+            options["metrics"] = config.eval.metrics
+        return run_evaluation(EvalConfig.model_validate(options), folder / "eval").report
+
+    _stage(folder, "ingest", ingest)
+    _stage(folder, "pairs", pairs)
+    _stage(folder, "train", train)
+    return _stage(folder, "evaluate", evaluate)

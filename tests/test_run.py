@@ -1,0 +1,118 @@
+"""``embedtune run``: the whole pipeline from one YAML, resumable stage by stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from embedtune.cli.main import app
+from tests.conftest import write_train_set
+
+runner = CliRunner()
+
+
+def _config(tmp_path: Path, train_set: Path, model: Path, **extra: object) -> Path:
+    test_set = write_train_set(tmp_path / "held", n=30, split="test")
+    config = {
+        "output": str(tmp_path / "run"),
+        "data": {"train": str(train_set), "test": str(test_set)},
+        "preset": "fast",
+        "train": {
+            "base_model": str(model),
+            "batch_size": 8,
+            "learning_rate": 1e-3,
+            "device": "cpu",
+            "passages": {"window": 12, "stride": 6},
+        },
+        **extra,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_run_does_every_stage_once_and_resumes(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    path = _config(tmp_path, train_set, train_model_dir)
+    first = runner.invoke(app, ["run", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "tuned-hybrid" in first.output
+    run = tmp_path / "run"
+    for stage in ("ingest", "pairs", "train", "evaluate"):
+        assert (run / "stages" / f"{stage}.json").is_file()
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert set(report["systems"]) >= {"bm25", "base-maxp", "tuned-maxp", "tuned-hybrid"}
+    assert report["models"]["tuned"]["passages"]["window"] == 12
+    assert (run / "model.work" / "pairs.jsonl").is_file()
+    # a finished stage is not redone: drop the evaluation only and rerun
+    model_mtime = (run / "model" / "model.safetensors").stat().st_mtime_ns
+    (run / "stages" / "evaluate.json").unlink()
+    second = runner.invoke(app, ["run", str(path)])
+    assert second.exit_code == 0, second.output
+    assert (run / "model" / "model.safetensors").stat().st_mtime_ns == model_mtime
+    # the run folder belongs to one config
+    changed = yaml.safe_load(path.read_text())
+    changed["train"]["learning_rate"] = 5e-4
+    path.write_text(yaml.safe_dump(changed))
+    refused = runner.invoke(app, ["run", str(path)])
+    assert refused.exit_code == 2 and "was made with another config" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"trian": {}}, "trian: Extra inputs are not permitted"),
+        ({"preset": "turbo"}, "unknown preset 'turbo'"),
+        ({"train": {"base_model": "/nope/model"}}, "is not a local folder"),
+        ({"train": {"epocs": 1}}, "epocs: Extra inputs are not permitted"),
+    ],
+)
+def test_config_mistakes_are_named(
+    tmp_path: Path, train_set: Path, train_model_dir: Path, extra: dict, message: str
+) -> None:
+    path = _config(tmp_path, train_set, train_model_dir)
+    config = yaml.safe_load(path.read_text())
+    for key, value in extra.items():
+        if key == "train":
+            config["train"].update(value)
+        else:
+            config[key] = value
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_filter_that_removes_everything_is_a_clear_error(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    path = _config(tmp_path, train_set, train_model_dir)
+    config = yaml.safe_load(path.read_text())
+    config["train"]["pairs"] = {"negatives": {"margin": 10.0}}
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "removed every hard negative" in result.output
+
+
+def test_empty_pairs_file_is_a_clear_error(tmp_path: Path, train_model_dir: Path) -> None:
+    empty = tmp_path / "pairs.jsonl"
+    empty.write_text("")
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--pairs",
+            str(empty),
+            "--output",
+            str(tmp_path / "m"),
+            "--base-model",
+            str(train_model_dir),
+        ],
+    )
+    assert result.exit_code == 2 and "no pairs" in result.output
