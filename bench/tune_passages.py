@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--out", default="bench/out/tune_passages.json")
+    parser.add_argument("--base-model", default="base")
     args = parser.parse_args()
     rows = []
     for window in WINDOWS:
@@ -36,6 +37,7 @@ def main() -> None:
                 data=f"{args.data}/{folder}",
                 split=split,
                 systems=["base-maxp"],
+                base_model=args.base_model,
                 passages=PassageConfig(window=window, stride=window // 2),
                 show_progress=False,
                 permutations=100,
