@@ -26,8 +26,8 @@ class PassageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window: int = Field(default=128, ge=8, description="tokens per passage (without the title)")
-    stride: int = Field(default=64, ge=1, description="tokens between passage starts")
+    window: int = Field(default=96, ge=8, description="tokens per passage (without the title)")
+    stride: int = Field(default=48, ge=1, description="tokens between passage starts")
     title: bool = Field(default=True, description="prepend the document title to each passage")
 
 

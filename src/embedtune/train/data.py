@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +17,8 @@ from embedtune.evaluate.metrics import mean, per_query
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from embedtune.models import ModelRef
 
 logger = logging.getLogger(__name__)
 
@@ -88,18 +91,24 @@ class DevSet:
         query_prompt: str = "",
         doc_prompt: str = "",
         batch_size: int = 64,
+        cached_as: ModelRef | None = None,
     ) -> dict[str, float]:
-        """nDCG@10, MRR@10 and Recall@100 of max-passage dense search (no cache: weights move)."""
+        """nDCG@10, MRR@10 and Recall@100 of max-passage dense search.
+
+        Weights that are still moving are never cached; pass ``cached_as`` for a model that
+        does not change (the base), whose passage embeddings then come from the disk cache.
+        """
+        from embedtune.evaluate.config import default_cache_dir
         from embedtune.evaluate.dense import DenseEncoder, dense_search
         from embedtune.models import ModelRef
 
         encoder = DenseEncoder(
             model,
-            ModelRef("training", "", "training"),
+            cached_as or ModelRef("training", "", "training"),
             query_prompt=query_prompt,
             doc_prompt=doc_prompt,
             batch_size=batch_size,
-            cache_dir=None,
+            cache_dir=Path(default_cache_dir()) / "embeddings" if cached_as else None,
         )
         run = dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
         values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])

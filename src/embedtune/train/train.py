@@ -139,6 +139,7 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
             super().__init__()
             self.name = "dev"
             self.primary_metric = "ndcg@10"
+            self.history: dict[int, dict[str, float]] = {}
 
         def __call__(
             self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
@@ -146,6 +147,7 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
             metrics = dev.evaluate(
                 model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
             )
+            self.history[int(steps)] = metrics
             logger.info("dev at step %s: %s", steps, {k: round(v, 4) for k, v in metrics.items()})
             return self.prefix_name_to_metrics(metrics, self.name)
 
@@ -329,7 +331,9 @@ def train_model(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
     baseline = {
-        "base": dev.evaluate(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt),
+        "base": dev.evaluate(
+            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
+        ),
         "bm25": dev.bm25(),
     }
     logger.info(
@@ -379,12 +383,13 @@ def train_model(
         if (config.query_prompt or config.doc_prompt)
         else None,
     )
+    evaluator = _evaluator(dev, config)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
         loss=_loss(model, config, world > 1),
-        evaluator=_evaluator(dev, config),
+        evaluator=evaluator,
         callbacks=_callbacks(),
     )
     checkpoint = last_complete_checkpoint(work / "checkpoints") if resume else None
@@ -392,7 +397,11 @@ def train_model(
         logger.info("no complete checkpoint in %s; starting from the beginning", work)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = strategy.finalize(trainer.model)
-    tuned = dev.evaluate(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt)
+    # The best checkpoint was evaluated during training; re-evaluate only after a resume,
+    # when that evaluation happened in the killed process.
+    tuned = evaluator.history.get(_best_step(trainer) or -1) or dev.evaluate(
+        model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
+    )
     settings = _settings(
         config,
         ref,
