@@ -8,6 +8,7 @@ run folder always describes one experiment.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ def _stage(folder: Path, name: str, work: Callable[[], dict[str, Any]]) -> dict[
         logger.info("stage %s: already done, skipped", name)
         return dict(json.loads(marker.read_text(encoding="utf-8")))
     logger.info("stage %s: running", name)
+    start = time.perf_counter()
     result = work()
-    write_json(marker, result)
+    write_json(marker, {**result, "stage_seconds": round(time.perf_counter() - start, 1)})
     return result
 
 

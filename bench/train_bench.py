@@ -1,0 +1,99 @@
+"""Fine-tuning benchmark: `embedtune run` (default recipe) on a collection, over several seeds.
+
+Trains on the collection's train split (dev: its dev split, or 15% of train held out), then
+evaluates once on the test split: bm25, base(-maxp/-hybrid), tuned(-maxp/-hybrid). Reports mean
+± sd over seeds of nDCG@10, the p-values of tuned-maxp vs base-maxp and tuned-hybrid vs
+base-hybrid, wall time of pairs + training, and the peak resident memory of the whole process.
+
+    .venv/bin/python bench/train_bench.py finance10k --seeds 1,2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+COLLECTIONS = {
+    "finance10k": {
+        "train": "finance10k",
+        "train_split": "train",
+        "test": "finance10k",
+        "test_split": "test",
+    },
+    "mediqa2019-qa": {
+        "train": "mediqa2019-qa",
+        "train_split": "train",
+        "dev_split": "dev",
+        "test": "mediqa2019-qa",
+        "test_split": "test",
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("collection", choices=sorted(COLLECTIONS))
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--out", default="bench/out/train")
+    parser.add_argument("--preset", default="default")
+    args = parser.parse_args()
+    rows = []
+    for seed in map(int, args.seeds.split(",")):
+        folder = Path(args.out) / f"{args.collection}-{args.preset}-seed{seed}"
+        data = {
+            k: (f"{args.data}/{v}" if k in {"train", "test"} else v)
+            for k, v in COLLECTIONS[args.collection].items()
+        }
+        config = {
+            "output": str(folder),
+            "data": data,
+            "preset": args.preset,
+            "train": {"seed": seed},
+        }
+        path = Path(args.out) / f"{folder.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "embedtune", "run", str(path)], check=True)
+        wall = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        report = json.loads((folder / "eval" / "report.json").read_text())
+        stages = {
+            s: json.loads((folder / "stages" / f"{s}.json").read_text()).get("stage_seconds")
+            for s in ("pairs", "train")
+        }
+        sig = report["significance"]
+        row = {
+            "seed": seed,
+            "ndcg@10": {s: round(v["ndcg@10"], 4) for s, v in report["systems"].items()},
+            "p_tuned_maxp_vs_base_maxp": sig["tuned-maxp"]["base-maxp"]["ndcg@10"]["p"],
+            "p_tuned_hybrid_vs_base_hybrid": sig["tuned-hybrid"]["base-hybrid"]["ndcg@10"]["p"],
+            "p_tuned_maxp_vs_bm25": sig["tuned-maxp"]["bm25"]["ndcg@10"]["p"],
+            "pairs_train_seconds": (stages["pairs"] or 0) + (stages["train"] or 0),
+            "wall_seconds": round(wall),
+            "peak_rss_mb_max_so_far": round(peak_mb),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    summary = {}
+    for system in rows[0]["ndcg@10"]:
+        values = [r["ndcg@10"][system] for r in rows]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[system] = f"{statistics.mean(values):.3f} ± {sd:.3f}"
+    print(json.dumps({"collection": args.collection, "seeds": len(rows), "ndcg@10": summary}))
+    Path(args.out, f"{args.collection}-{args.preset}.json").write_text(
+        json.dumps({"rows": rows, "summary": summary}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
