@@ -49,6 +49,23 @@ def child(size: int, model_dir: str) -> None:
     dense_search(encoder, queries, doc_ids[: size // 2], texts, bounds, k=100, chunk_passages=8192)
     dense_s = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # hard-negative mining over the same passages (one document = one ~32-token passage)
+    from embedtune.corpus.config import PassageConfig
+    from embedtune.corpus.types import Dataset, Document
+    from embedtune.pairs.config import PairsConfig
+    from embedtune.pairs.mine import mine_labeled_pairs
+
+    corpus = {d: Document(d, "", t) for d, t in zip(doc_ids, texts, strict=True)}
+    qrels = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+    start = time.perf_counter()
+    pairs, _ = mine_labeled_pairs(
+        Dataset(corpus, queries, qrels, "train"),
+        encoder,
+        PassageConfig(window=48, stride=24),
+        PairsConfig.model_validate({"negatives": {"margin": -1.0}}),
+    )
+    mine_s = time.perf_counter() - start
+    mine_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
@@ -58,7 +75,10 @@ def child(size: int, model_dir: str) -> None:
                 "peak_mb_after_bm25": round(bm25_rss),
                 "dense_seconds": round(dense_s, 1),
                 "passages_per_second": round(size / dense_s),
-                "peak_mb": round(peak),
+                "peak_mb_after_dense": round(peak),
+                "mining_seconds": round(mine_s, 1),
+                "pairs": len(pairs),
+                "peak_mb": round(mine_peak),
             }
         )
     )
