@@ -52,3 +52,27 @@ def build_tiny_model(
     out = Path(folder) / "model"
     model.save(str(out))
     return out
+
+
+def build_tiny_cross_encoder(folder: str | Path, texts: Iterable[str], *, seed: int = 0) -> Path:
+    """Save a small random BERT cross-encoder (one relevance logit) for tests; returns its path."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model_dir = build_tiny_model(Path(folder) / "base", texts, seed=seed)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    out = Path(folder) / "cross"
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -92,3 +92,62 @@ def test_pairs_files_jsonl_and_csv(tmp_path: Path) -> None:
 def test_bad_rank_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"negatives\.ranks"):
         PairsConfig.model_validate({"negatives": {"ranks": [10, 3]}})
+
+
+def test_cross_encoder_rescores_the_filter(
+    train_set: Path, encoder: DenseEncoder, tmp_path: Path
+) -> None:
+    from embedtune.testing import build_tiny_cross_encoder
+
+    texts = (train_set / "corpus.jsonl").read_text().splitlines()
+    cross = build_tiny_cross_encoder(tmp_path / "ce", texts)
+    data = load_beir(train_set, "train")
+    config = PairsConfig.model_validate(
+        {"negatives": {"cross_encoder": str(cross), "margin": 0.0, "per_query": 1}}
+    )
+    pairs, _ = mine_labeled_pairs(data, encoder, PassageConfig(window=12, stride=6), config)
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(cross), local_files_only=True)
+    for pair in pairs[:10]:
+        for neg, meta in zip(pair.negatives, pair.provenance["negatives"], strict=True):
+            # the stored score is the cross-encoder's, and it passed the filter
+            expected = float(model.predict([(pair.query, neg)], show_progress_bar=False)[0])
+            assert meta["score"] == pytest.approx(expected, abs=1e-4)
+            positive = float(
+                model.predict([(pair.query, pair.positive)], show_progress_bar=False)[0]
+            )
+            assert meta["score"] <= positive
+
+
+def test_pairs_cli(train_set: Path, train_model_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from embedtune.cli.main import app
+
+    out = tmp_path / "p.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "pairs",
+            str(train_set),
+            "--output",
+            str(out),
+            "--model",
+            str(train_model_dir),
+            "--ranks",
+            "2-40",
+            "--per-query",
+            "2",
+            "--margin",
+            "-1",
+            "--window",
+            "12",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "60 pairs" in result.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(len(r["negatives"]) == 2 for r in rows), result.output
+    bad = CliRunner().invoke(app, ["pairs", str(train_set), "--ranks", "8"])
+    assert bad.exit_code == 2 and "--ranks '8'" in bad.output

@@ -323,12 +323,22 @@ def test_torchrun_two_processes_train_one_model(
 
 def test_cached_loss_with_matryoshka_dimensions(tmp_path: Path, train_model_dir: Path) -> None:
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"query": f"topic{i} number {i}",
-                                         "positive": f"topic{i} alpha beta number {i}",
-                                         "negatives": [f"topic{(i + 7) % 40} gamma"]}) + "\n"
-                             for i in range(40)))
-    config = _config(train_model_dir, loss="cached_mnrl", mini_batch_size=3,
-                     matryoshka_dims=[32, 16], epochs=1)
+    pairs.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "query": f"topic{i} number {i}",
+                    "positive": f"topic{i} alpha beta number {i}",
+                    "negatives": [f"topic{(i + 7) % 40} gamma"],
+                }
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
+    config = _config(
+        train_model_dir, loss="cached_mnrl", mini_batch_size=3, matryoshka_dims=[32, 16], epochs=1
+    )
     result = train_model(tmp_path / "m", config, pairs_file=str(pairs))
     assert result.settings["config"]["loss"] == "cached_mnrl"
     assert result.settings["training"]["steps"] > 0
