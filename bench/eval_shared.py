@@ -54,8 +54,13 @@ def main() -> None:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for folder, split in COLLECTIONS:
+        # cranfield holds an empty document (line 471); it is skipped and counted in the report
         config = EvalConfig(
-            data=f"{args.data}/{folder}", split=split, systems=SYSTEMS, show_progress=False
+            data=f"{args.data}/{folder}",
+            split=split,
+            systems=SYSTEMS,
+            show_progress=False,
+            skip_bad=True,
         )
         start = time.perf_counter()
         report = run_evaluation(config, Path(args.out) / folder.replace("/", "-")).report
@@ -71,6 +76,8 @@ def main() -> None:
                 + " | ".join(cells)
                 + f" | {seconds:.0f} |"
             )
+        if data["skipped"]:
+            lines.append(f"| {folder} | | | skipped as bad input: {data['skipped']} | | | | | | |")
         print(
             json.dumps(
                 {
