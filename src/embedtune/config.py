@@ -58,17 +58,24 @@ def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, 
     return merged
 
 
-def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read and validate a run YAML; a typo names the field and the file."""
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; any other content is a clear error."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
+    if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+    return loaded
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a run YAML; a typo names the field and the file."""
+    file = Path(path)
+    raw = read_yaml_mapping(file)
     raw.update(overrides or {})
     try:
         return RunConfig.model_validate(raw)

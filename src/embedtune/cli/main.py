@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from embedtune.config import merge_settings
+from embedtune.config import merge_settings, read_yaml_mapping
 from embedtune.errors import ConfigError, EmbedtuneError
 
 app = typer.Typer(
@@ -237,19 +237,7 @@ def eval_command(
 
 
 def _load_yaml(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return loaded
+    return {} if path is None else read_yaml_mapping(path)
 
 
 def _ranks(value: str | None) -> list[int] | None:

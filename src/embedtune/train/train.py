@@ -375,6 +375,7 @@ def train_model(
         disable_tqdm=not is_main_process(),
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
         use_cpu=config.device == "cpu",
+        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
         prompts={
             "anchor": config.query_prompt,
             "positive": config.doc_prompt,
