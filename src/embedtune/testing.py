@@ -71,7 +71,7 @@ def build_tiny_cross_encoder(folder: str | Path, texts: Iterable[str], *, seed: 
         num_attention_heads=2,
         intermediate_size=64,
         num_labels=1,
-    )
+    )  # type: ignore[call-arg]
     out = Path(folder) / "cross"
     BertForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
