@@ -490,7 +490,7 @@ def demo(
 
 
 # Sizes that keep the whole demo (pairs, training, evaluation) inside 10 minutes on 2 cores.
-DEMO_SIZES = {"test_queries": 200, "test_docs": 800, "train_queries": 600}
+DEMO_SIZES = {"test_queries": 200, "test_docs": 600, "train_queries": 500, "train_docs": 500}
 
 
 def main() -> None:

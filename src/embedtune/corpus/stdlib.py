@@ -183,12 +183,14 @@ def build_stdlib_dataset(
     test_queries: int = 300,
     test_docs: int = 1500,
     train_queries: int = 1500,
+    train_docs: int | None = None,
     seed: int = 13,
 ) -> dict[str, Any]:
     """Write ``output/train`` and ``output/test`` BEIR folders and a manifest; returns it.
 
     Each held-out query's function is in the test corpus, with other functions from the
-    held-out packages as distractors, up to ``test_docs`` documents. Sizes keep the demo
+    held-out packages as distractors, up to ``test_docs`` documents (``train_docs`` likewise
+    for the training corpus; by default as many as the test corpus). Sizes keep the demo
     inside its time budget on two CPU cores.
     """
     functions, skipped = collect_functions()
@@ -200,7 +202,8 @@ def build_stdlib_dataset(
     test_q = held[:test_queries]
     test_c = sorted(held[: max(test_docs, test_queries)], key=lambda fn: fn.id)
     train_q = train[:train_queries]
-    train_c = sorted(train[: max(train_queries, test_docs)], key=lambda fn: fn.id)
+    train_size = test_docs if train_docs is None else train_docs
+    train_c = sorted(train[: max(train_queries, train_size)], key=lambda fn: fn.id)
     out = Path(output)
     _write_split(out / "train", "train", train_c, train_q)
     _write_split(out / "test", "test", test_c, test_q)
