@@ -47,7 +47,7 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     assert report["data"]["evaluated_queries"] == 4
     assert report["data"]["skipped_unjudged_queries"] == 1
     assert report["data"]["duplicates"]["documents"] == 1
-    assert report["models"]["base"]["passages"] == {"window": 128, "stride": 64, "title": True}
+    assert report["models"]["base"]["passages"] == {"window": 96, "stride": 48, "title": True}
     assert report["versions"]["sentence-transformers"]
     assert report["warnings"] and "only 4 judged queries" in report["warnings"][0]
     assert "| bm25 |" in (out / "report.md").read_text()
