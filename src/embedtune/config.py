@@ -67,6 +67,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: expected a mapping of settings at the top level")
     return loaded

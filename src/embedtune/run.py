@@ -34,7 +34,10 @@ def _stage(folder: Path, name: str, work: Callable[[], dict[str, Any]]) -> dict[
     logger.info("stage %s: running", name)
     start = time.perf_counter()
     result = work()
-    write_json(marker, {**result, "stage_seconds": round(time.perf_counter() - start, 1)})
+    from embedtune.train.train import is_main_process
+
+    if is_main_process():  # under torchrun only rank 0 records progress
+        write_json(marker, {**result, "stage_seconds": round(time.perf_counter() - start, 1)})
     return result
 
 
@@ -42,6 +45,25 @@ def _train_config(config: RunConfig) -> Any:
     from embedtune.train.config import TrainConfig, preset
 
     return TrainConfig.model_validate(merge_settings(preset(config.preset), config.train))
+
+
+def _eval_config(config: RunConfig, base_model: str, folder: Path, progress: bool) -> Any:
+    from embedtune.evaluate.config import EvalConfig
+
+    options: dict[str, Any] = {
+        "data": config.data.test,
+        "split": config.data.test_split,
+        "model": str(folder / "model"),
+        "base_model": base_model,
+        "ignore_identical_ids": config.eval.ignore_identical_ids,
+        "skip_bad": config.data.skip_bad,
+        "show_progress": progress,
+    }
+    if config.eval.systems:
+        options["systems"] = config.eval.systems
+    if config.eval.metrics:
+        options["metrics"] = config.eval.metrics
+    return EvalConfig.model_validate(options)
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
@@ -54,7 +76,9 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
             f"{folder} was made with another config (see {saved}); use a new "
             "output folder, or restore that config to resume"
         )
-    train_config = _train_config(config)  # validate every stage's settings before any work
+    # validate every stage's settings before any work
+    train_config = _train_config(config)
+    eval_config = _eval_config(config, train_config.base_model, folder, progress)
     write_text(saved, resolved)
     data = config.data
 
@@ -97,25 +121,15 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         ).settings
 
     def evaluate() -> dict[str, Any]:
-        from embedtune.evaluate.config import EvalConfig
         from embedtune.evaluate.evaluate import run_evaluation
 
-        options: dict[str, Any] = {
-            "data": data.test,
-            "split": data.test_split,
-            "model": str(folder / "model"),
-            "base_model": train_config.base_model,
-            "ignore_identical_ids": config.eval.ignore_identical_ids,
-            "skip_bad": data.skip_bad,
-            "show_progress": progress,
-        }
-        if config.eval.systems:
-            options["systems"] = config.eval.systems
-        if config.eval.metrics:
-            options["metrics"] = config.eval.metrics
-        return run_evaluation(EvalConfig.model_validate(options), folder / "eval").report
+        return run_evaluation(eval_config, folder / "eval").report
 
     _stage(folder, "ingest", ingest)
     _stage(folder, "pairs", pairs)
     _stage(folder, "train", train)
+    from embedtune.train.train import is_main_process
+
+    if not is_main_process():  # other torchrun processes only help to train
+        return {}
     return _stage(folder, "evaluate", evaluate)

@@ -182,3 +182,17 @@ def test_folder_non_utf8_and_empty(tmp_path: Path) -> None:
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nope: no such file or folder"):
         load_dataset(CorpusConfig(path=str(tmp_path / "nope")))
+
+
+def test_csv_long_fields_and_malformed_quotes(tmp_path: Path) -> None:
+    long_text = "word " * 40_000  # 200 KB: over the csv module's default field limit
+    csv = tmp_path / "docs.csv"
+    csv.write_text(f'_id,text\n1,"{long_text}"\n2,short\n')
+    assert len(load_dataset(CorpusConfig(path=str(csv))).corpus["1"].text) == len(long_text)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("_id\ttext\n1\tok\n2\ttoo\tmany\n3\tfine\n")
+    with pytest.raises(DataError, match=r"bad.tsv:3: expected 2 columns"):
+        load_dataset(CorpusConfig(path=str(bad)))
+    skipped = load_dataset(CorpusConfig(path=str(bad), skip_bad=True))
+    assert sorted(skipped.corpus) == ["1", "3"]
+    assert skipped.manifest.skipped["wrong_column_count"] == 1

@@ -107,3 +107,9 @@ def test_rrf_and_weighted_fusion() -> None:
     qrels = {"q": {"c": 1}}
     weight, curve = choose_weight(dense, sparse, qrels, grid=[0.0, 0.5, 1.0])
     assert weight == 0.0 and set(curve) == {"0.00", "0.50", "1.00"}
+
+
+def test_bm25_matches_query_words_by_stem_and_ignores_empty_documents() -> None:
+    index = BM25Index(["a", "b", "c"], ["the cat runs fast", "dogs sleep", ""])
+    assert ranked(index.search({"q": "running dog"})["q"]) == ["b", "a"]
+    assert index.search({"q": "the and"}) == {"q": {}}

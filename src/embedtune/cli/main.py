@@ -397,7 +397,12 @@ def train(
             if value is not None:
                 options[key] = value
         if matryoshka:
-            options["matryoshka_dims"] = [int(x) for x in matryoshka.split(",")]
+            try:
+                options["matryoshka_dims"] = [int(x) for x in matryoshka.split(",")]
+            except ValueError:
+                raise ConfigError(
+                    f"--matryoshka '{matryoshka}': use dimensions like 384,128"
+                ) from None
         config = TrainConfig.model_validate(options)
         return train_model(
             output,
@@ -445,9 +450,7 @@ def run_command(
         return run_pipeline(load_run_config(config_file))
 
     report = _run(build)
-    from embedtune.train.train import is_main_process
-
-    if is_main_process():
+    if report:  # empty on the helper processes of a torchrun job
         print_report(report)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,25 +75,35 @@ def iter_jsonl(path: Path, skipper: Skipper) -> Iterator[tuple[int, dict[str, An
         yield number, record
 
 
-def iter_csv(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
+def iter_csv(
+    path: Path, delimiter: str = ",", skipper: Skipper | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line, row) for a CSV/TSV file with a header row."""
+    # A 10-K section easily exceeds the csv module's default 128 KiB field limit.
+    csv.field_size_limit(sys.maxsize)
     lines = (text for _, text in _decoded_lines(path))
     reader = csv.reader(lines, delimiter=delimiter)
+    skipper = skipper or Skipper(False, Counter())
     try:
-        header = next(reader)
+        header = [name.strip() for name in next(reader)]
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                skipper.bad(
+                    "wrong_column_count",
+                    DataError(
+                        f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}",
+                        path=path,
+                        line=reader.line_num,
+                    ),
+                )
+                continue
+            yield reader.line_num, dict(zip(header, row, strict=True))
     except StopIteration:
         return
-    header = [name.strip() for name in header]
-    for row in reader:
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(
-                f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}",
-                path=path,
-                line=reader.line_num,
-            )
-        yield reader.line_num, dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num) from None
 
 
 def get_str(record: dict[str, Any], key: str, *, path: Path, line: int, required: bool) -> str:

@@ -18,7 +18,7 @@ def _records(path: Path, skipper: Skipper) -> Iterator[tuple[int, dict[str, Any]
     if suffix in {".jsonl", ".json", ".ndjson"}:
         yield from iter_jsonl(path, skipper)
     elif suffix in {".csv", ".tsv"}:
-        yield from iter_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
+        yield from iter_csv(path, delimiter="\t" if suffix == ".tsv" else ",", skipper=skipper)
     else:
         raise DataError("unsupported file type; use .jsonl, .csv or .tsv", path=path)
 
@@ -117,7 +117,8 @@ def read_qrels(
     skipped = Counter() if skipped is None else skipped
     skipper = Skipper(skip_bad, skipped)
     qrels: Qrels = {}
-    for line, row in iter_csv(path, delimiter="\t" if path.suffix.lower() != ".csv" else ","):
+    delimiter = "\t" if path.suffix.lower() != ".csv" else ","
+    for line, row in iter_csv(path, delimiter=delimiter, skipper=skipper):
         values = list(row.values())
         qid, doc_id, raw_score = (value.strip() for value in values[:3])
         try:

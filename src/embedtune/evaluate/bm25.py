@@ -52,10 +52,13 @@ class BM25Index:
         self._vocab = self._tokenizer.get_vocab_dict()
 
     def _query_ids(self, text: str) -> list[int]:
-        tokens = self._tokenizer.tokenize(
-            [text], update_vocab="never", return_as="string", show_progress=False
-        )[0]
-        return [self._vocab[t] for t in tokens if t in self._vocab]
+        """Stem ids of the query's words that occur in the corpus (a new surface form of a
+        known stem counts, as in Lucene); stop words and unknown stems are dropped."""
+        ids = next(
+            self._tokenizer.streaming_tokenize([text], update_vocab=False, allow_empty=False)
+        )
+        empty = self._vocab.get("")
+        return [i for i in ids if i != empty]
 
     def score_rows(self, query: str, rows: range) -> np.ndarray:
         """BM25 scores of the given document rows for one query."""

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from embedtune.corpus.config import PassageConfig
 from embedtune.evaluate.metrics import DEFAULT_METRICS, parse_metric
@@ -55,11 +55,23 @@ class EvalConfig(BaseModel):
     def _metrics_known(cls, value: list[str]) -> list[str]:
         return [parse_metric(name).name for name in value]
 
+    @model_validator(mode="after")
+    def _depth_covers_metrics(self) -> EvalConfig:
+        deepest = max(parse_metric(m).k for m in self.metrics)
+        if deepest > self.depth:
+            raise ValueError(
+                f"a metric cut at {deepest} needs depth >= {deepest} (depth is "
+                f"{self.depth}: documents retrieved per query)"
+            )
+        return self
+
     @field_validator("systems")
     @classmethod
     def _systems_known(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
+        if not value:
+            raise ValueError(f"give at least one system: {', '.join(SYSTEMS)}")
         unknown = [s for s in value if s not in SYSTEMS]
         if unknown:
             raise ValueError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")

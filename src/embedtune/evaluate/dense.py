@@ -126,6 +126,8 @@ def dense_search(
     With one passage per document (``bounds = 0..n``) this is plain truncated-document search.
     """
     qids = list(queries)
+    if not qids:
+        return {}
     query_vectors = encoder.encode_queries([queries[q] for q in qids])
     keys = tie_keys(doc_ids)
     best_idx = np.zeros((len(qids), 0), dtype=np.int64)

@@ -44,6 +44,11 @@ class EvalResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def search_depth(config: EvalConfig) -> int:
+    """Documents to fetch per query: one more when the query's own id will be dropped."""
+    return config.depth + int(config.ignore_identical_ids)
+
+
 def systems_for(config: EvalConfig) -> list[str]:
     """The systems to run: as asked, or every applicable one."""
     tuned = ["tuned", "tuned-maxp", "tuned-hybrid"]
@@ -114,7 +119,7 @@ def _dense_runs(
             doc_ids,
             [d.full_text for d in docs],
             np.arange(len(docs) + 1),
-            k=config.depth,
+            k=search_depth(config),
             chunk_passages=config.chunk_passages,
         )
         timings["plain"] = {
@@ -130,7 +135,7 @@ def _dense_runs(
             doc_ids,
             passages.texts,
             passages.bounds,
-            k=config.depth,
+            k=search_depth(config),
             chunk_passages=config.chunk_passages,
         )
         timings["maxp"] = {
@@ -157,7 +162,7 @@ def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, A
     queries = {q: tune.queries[q] for q in judged_query_ids(tune.qrels)}
     dense = _dense_runs(model, tune, queries, {"maxp"}, config, {})["maxp"]
     sparse = BM25Index(list(tune.corpus), [d.full_text for d in tune.corpus.values()]).search(
-        queries, k=config.depth
+        queries, k=search_depth(config)
     )
     weight, curve = choose_weight(dense, sparse, tune.qrels)
     return weight, {"tuned_on": f"{config.tune_data}:{config.tune_split}", "curve": curve}
@@ -189,7 +194,9 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
             [d.full_text for d in dataset.corpus.values()],
             show_progress=config.show_progress,
         )
-        runs["bm25"] = index.search(queries, k=config.depth, show_progress=config.show_progress)
+        runs["bm25"] = index.search(
+            queries, k=search_depth(config), show_progress=config.show_progress
+        )
         timings["bm25"] = {"seconds": time.perf_counter() - start}
     for family, name in (("base", config.base_model), ("tuned", config.model)):
         wanted = {
@@ -226,6 +233,11 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
             "docs_per_second": stats.per_second,
         }
     runs = {s: runs[s] for s in systems}
+    if config.ignore_identical_ids:  # BEIR's convention, applied to the run files too
+        runs = {
+            s: {q: {d: v for d, v in r.items() if d != q} for q, r in run.items()}
+            for s, run in runs.items()
+        }
     values = {
         s: per_query(
             runs[s], dataset.qrels, config.metrics, ignore_identical_ids=config.ignore_identical_ids

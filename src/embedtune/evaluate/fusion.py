@@ -19,7 +19,14 @@ def rrf(runs: Iterable[Run], *, k: int = RRF_K, depth: int = DEPTH) -> Run:
             target = fused.setdefault(qid, {})
             for rank, doc in enumerate(ranked(scores)[:depth], start=1):
                 target[doc] = target.get(doc, 0.0) + 1.0 / (k + rank)
-    return fused
+    return cut(fused, depth)
+
+
+def cut(run: Run, depth: int) -> Run:
+    """Each query's top ``depth`` documents, so fused runs are as deep as the others."""
+    return {
+        qid: {doc: scores[doc] for doc in ranked(scores)[:depth]} for qid, scores in run.items()
+    }
 
 
 def _minmax(scores: dict[str, float]) -> dict[str, float]:
@@ -41,7 +48,7 @@ def weighted(dense: Run, sparse: Run, weight: float, *, depth: int = DEPTH) -> R
             doc: weight * d.get(doc, 0.0) + (1 - weight) * s.get(doc, 0.0)
             for doc in d.keys() | s.keys()
         }
-    return fused
+    return cut(fused, depth)
 
 
 def choose_weight(

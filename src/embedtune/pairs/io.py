@@ -46,7 +46,7 @@ def read_pairs_file(
     skipper = Skipper(skip_bad, Counter() if skipped is None else skipped)
     suffix = file.suffix.lower()
     rows = (
-        iter_csv(file, "\t" if suffix == ".tsv" else ",")
+        iter_csv(file, "\t" if suffix == ".tsv" else ",", skipper)
         if suffix in {".csv", ".tsv"}
         else iter_jsonl(file, skipper)
     )

@@ -48,14 +48,25 @@ def hold_out_dev(qrels: Qrels, fraction: float, seed: int) -> tuple[list[str], l
     for qid in judged:
         groups.setdefault(find(f"q:{qid}"), []).append(qid)
     order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-    target = round(fraction * len(judged))
+    target = max(1, round(fraction * len(judged)))
     dev: list[str] = []
     for group in order:
         if len(dev) >= target:
             break
+        if len(dev) + len(groups[group]) > 2 * target:
+            continue  # one huge group (a shared FAQ answer) must not swallow the train set
         dev.extend(groups[group])
     dev_set = set(dev)
-    return [q for q in judged if q not in dev_set], sorted(dev_set)
+    train = [q for q in judged if q not in dev_set]
+    if not train or not dev:
+        from embedtune.errors import DataError
+
+        raise DataError(
+            f"cannot hold out a dev set from {len(judged)} judged queries: queries sharing a "
+            "relevant document stay together, and here they would leave "
+            f"{len(train)} to train on; give a dev split (--dev-split) or more queries"
+        )
+    return train, sorted(dev_set)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from embedtune.corpus.load import beir_splits, load_beir
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
-from embedtune.io import write_json, write_text
+from embedtune.io import sha256_text, write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
 from embedtune.provenance import library_versions
@@ -98,6 +98,11 @@ def _training_dataset(pairs: list[Pair], negatives: int, seed: int) -> Any:
 
     rng = random.Random(seed)
     positives = [p.positive for p in pairs]
+    # a query's own positives (several relevant documents) are never its negatives
+    own: dict[str, set[str]] = {}
+    for pair in pairs:
+        own.setdefault(pair.query, set()).add(pair.positive)
+    distinct = set(positives)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     for n in range(negatives):
         rows[f"negative_{n + 1}"] = []
@@ -105,9 +110,14 @@ def _training_dataset(pairs: list[Pair], negatives: int, seed: int) -> Any:
         rows["anchor"].append(pair.query)
         rows["positive"].append(pair.positive)
         extra = list(pair.negatives[:negatives])
+        if len(extra) < negatives and len(distinct - own[pair.query]) < negatives:
+            raise DataError(
+                f"too few distinct positives ({len(distinct)}) to give every pair "
+                f"{negatives} negative(s); set pairs.negatives.per_query lower or add pairs"
+            )
         while len(extra) < negatives:
             candidate = rng.choice(positives)
-            if candidate != pair.positive and candidate not in extra:
+            if candidate not in own[pair.query] and candidate not in extra:
                 extra.append(candidate)
         for n in range(negatives):
             rows[f"negative_{n + 1}"].append(extra[n])
@@ -215,7 +225,9 @@ def _prepare_data(
         if data is None:
             raise ConfigError("--dev-split needs DATA")
         dev_data = load_beir(data, dev_split, skip_bad=skip_bad)
-        dev_ids = [q for q in dev_data.judged_queries()]
+        dev_ids = list(dev_data.judged_queries())
+        if not dev_ids:
+            raise DataError(f"dev split '{dev_split}' has no relevant judgments", path=data)
         train_ids = None
         dev_dataset = dev_data
         info["dev"] = {"rule": f"split '{dev_split}'", "queries": len(dev_ids)}
@@ -238,7 +250,33 @@ def _prepare_data(
         }
     if pairs_file is None:
         assert dataset is not None
+        # what the pairs were made from: reused on resume only when all of it is unchanged
+        fingerprint = sha256_text(
+            json.dumps(
+                {
+                    "data": sorted(dataset.manifest.files.values()),
+                    "split": split,
+                    "train_queries": train_ids,
+                    "pairs": config.pairs.model_dump(mode="json"),
+                    "passages": config.passages.model_dump(),
+                    "model": ref.sha256,
+                    "prompts": [config.query_prompt, config.doc_prompt],
+                },
+                sort_keys=True,
+            )
+        )
+        summary_file = saved.with_suffix(".summary.json")
         if saved.is_file():
+            previous = (
+                json.loads(summary_file.read_text(encoding="utf-8")).get("fingerprint")
+                if summary_file.is_file()
+                else None
+            )
+            if previous != fingerprint:
+                raise ConfigError(
+                    f"{saved} was mined from other data or settings; delete {work} to start "
+                    "over, or choose a new --output"
+                )
             pairs = load_pairs(saved)  # a finished pairs stage is not redone on resume
         else:
             encoder = DenseEncoder(
@@ -252,6 +290,7 @@ def _prepare_data(
             pairs, summary = mine_labeled_pairs(
                 dataset, encoder, config.passages, config.pairs, query_ids=train_ids
             )
+            summary["fingerprint"] = fingerprint
             if is_main_process():
                 write_pairs(saved, pairs, summary)
             info["pairs_summary"] = summary
