@@ -196,3 +196,13 @@ def test_csv_long_fields_and_malformed_quotes(tmp_path: Path) -> None:
     skipped = load_dataset(CorpusConfig(path=str(bad), skip_bad=True))
     assert sorted(skipped.corpus) == ["1", "3"]
     assert skipped.manifest.skipped["wrong_column_count"] == 1
+
+
+def test_ids_with_whitespace(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "d", docs=[{"_id": "a b", "text": "x"}], queries=[], qrels=[])
+    with pytest.raises(DataError, match=r"corpus.jsonl:1: empty id or id with whitespace"):
+        load_beir(folder, "test")
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "Annual Report.md").write_text("# Annual\n\ntext\n")
+    assert list(load_dataset(CorpusConfig(path=str(root))).corpus) == ["Annual%20Report.md"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 from embedtune.corpus.readers import UTF8_HINT, Skipper
 from embedtune.corpus.types import Document
@@ -67,7 +68,8 @@ def read_folder(
     corpus: dict[str, Document] = {}
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
     for path in files:
-        doc_id = path.relative_to(root).as_posix()
+        # TREC run files are whitespace-separated, so a space in a file name is escaped
+        doc_id = quote(path.relative_to(root).as_posix(), safe="/")
         try:
             raw = _read_utf8(path)
         except DataError as exc:

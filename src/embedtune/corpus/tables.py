@@ -41,8 +41,16 @@ def read_documents(
         except DataError as exc:
             skipper.bad("missing_field", exc)
             continue
-        if not doc_id:
-            skipper.bad("missing_id", DataError("empty id", path=path, line=line, field=fields.id))
+        if not doc_id or any(c.isspace() for c in doc_id):
+            skipper.bad(
+                "bad_id",
+                DataError(
+                    "empty id or id with whitespace (TREC run files are whitespace-separated)",
+                    path=path,
+                    line=line,
+                    field=fields.id,
+                ),
+            )
             continue
         if doc_id in corpus:
             skipper.bad(
@@ -80,9 +88,15 @@ def read_queries(
         except DataError as exc:
             skipper.bad("query_missing_field", exc)
             continue
-        if not qid:
+        if not qid or any(c.isspace() for c in qid):
             skipper.bad(
-                "query_missing_id", DataError("empty id", path=path, line=line, field=fields.id)
+                "query_bad_id",
+                DataError(
+                    "empty id or id with whitespace (TREC run files are whitespace-separated)",
+                    path=path,
+                    line=line,
+                    field=fields.id,
+                ),
             )
             continue
         if qid in queries:
