@@ -267,15 +267,15 @@ def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
     uninterrupted: dict[str, np.ndarray],
 ) -> None:
     out = tmp_path / "model"
-    # 40% of 51 pairs / batch 4 → 12 steps an epoch; die while saving the second checkpoint
-    env = {**os.environ, "EMBEDTUNE_TEST_KILL_BEFORE_MARK": "24"}
+    # 51 pairs / batch 4 → 13 steps an epoch; die while saving the second checkpoint
+    env = {**os.environ, "EMBEDTUNE_TEST_KILL_BEFORE_MARK": "26"}
     killed = subprocess.run(
         _train_cmd(train_set, train_model_dir, out), env=env, capture_output=True, timeout=600
     )
     assert killed.returncode == -signal.SIGKILL
     checkpoints = tmp_path / "model.work" / "checkpoints"
-    assert (checkpoints / "checkpoint-24").is_dir()
-    assert not (checkpoints / "checkpoint-24" / "embedtune-complete").exists()
+    assert (checkpoints / "checkpoint-26").is_dir()
+    assert not (checkpoints / "checkpoint-26" / "embedtune-complete").exists()
     resumed = subprocess.run(
         _train_cmd(train_set, train_model_dir, out, "--resume"),
         capture_output=True,
@@ -283,7 +283,7 @@ def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "checkpoint-24 was not completely written" in resumed.stderr
+    assert "checkpoint-26 was not completely written" in resumed.stderr
     _assert_same(_weights(out), uninterrupted)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -384,7 +385,7 @@ def train_model(
     world = int(os.environ.get("WORLD_SIZE", "1"))
     negatives = config.pairs.negatives.per_query
     train_set = _training_dataset(pairs, negatives, config.seed)
-    steps_per_epoch = max(1, len(train_set) // (config.batch_size * world))
+    steps_per_epoch = max(1, math.ceil(len(train_set) / (config.batch_size * world)))
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     import torch
 
