@@ -96,7 +96,7 @@ class DenseEncoder:
         return vectors
 
 
-def _doc_chunks(bounds: np.ndarray, chunk_passages: int) -> list[tuple[int, int]]:
+def doc_chunks(bounds: np.ndarray, chunk_passages: int) -> list[tuple[int, int]]:
     """Document ranges whose passages number about ``chunk_passages``; a document is never
     split across chunks, so a chunk's per-document maximum is the document's true score."""
     chunks, start = [], 0
@@ -132,7 +132,7 @@ def dense_search(
     keys = tie_keys(doc_ids)
     best_idx = np.zeros((len(qids), 0), dtype=np.int64)
     best_scores = np.zeros((len(qids), 0), dtype=np.float64)
-    chunks = _doc_chunks(bounds, chunk_passages)
+    chunks = doc_chunks(bounds, chunk_passages)
     bar = tqdm(total=int(bounds[-1]), desc="encode", unit="psg", disable=not encoder.show_progress)
     for d0, d1 in chunks:
         p0, p1 = int(bounds[d0]), int(bounds[d1])

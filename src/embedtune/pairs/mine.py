@@ -31,12 +31,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def encode_memmap(encoder: DenseEncoder, texts: list[str], path: Path, chunk: int) -> np.ndarray:
-    """All passage embeddings in a disk-backed array, encoded ``chunk`` texts at a time."""
+def encode_memmap(encoder: DenseEncoder, passages: Passages, path: Path, chunk: int) -> np.ndarray:
+    """All passage embeddings in a disk-backed array, encoded a chunk at a time.
+
+    Chunks follow document boundaries exactly as the evaluation's search does, so the same
+    model and passages hit the embedding cache the evaluation filled, and vice versa.
+    """
+    from embedtune.evaluate.dense import doc_chunks
+
+    texts = passages.texts
     dim = int(encoder.model.get_embedding_dimension() or 0)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(texts), dim))
-    for start in range(0, len(texts), chunk):
-        out[start : start + chunk] = encoder.encode_documents(texts[start : start + chunk])
+    for d0, d1 in doc_chunks(passages.bounds, chunk):
+        p0, p1 = int(passages.bounds[d0]), int(passages.bounds[d1])
+        out[p0:p1] = encoder.encode_documents(texts[p0:p1])
     out.flush()
     return out
 
@@ -109,7 +117,7 @@ def mine_labeled_pairs(
     query_vectors = encoder.encode_queries([dataset.queries[q] for q in qids])
     with tempfile.TemporaryDirectory(prefix="embedtune-pairs-") as tmp:
         vectors = encode_memmap(
-            encoder, passages.texts, Path(tmp) / "passages.npy", config.chunk_passages
+            encoder, passages, Path(tmp) / "passages.npy", config.chunk_passages
         )
         dense_idx, _ = dense_top_passages(query_vectors, vectors, depth, config.chunk_passages)
         bm25 = None
