@@ -19,6 +19,7 @@ from pathlib import Path
 
 from embedtune.evaluate.config import EvalConfig
 from embedtune.evaluate.evaluate import run_evaluation
+from embedtune.evaluate.report import significance_marks
 
 COLLECTIONS = [
     ("finance10k/test", "test"),
@@ -31,13 +32,7 @@ SYSTEMS = ["bm25", "base", "base-maxp", "base-hybrid"]
 
 def _cell(report: dict, system: str, metric: str) -> str:
     value = report["systems"][system][metric]
-    marks = ""
-    sig = report["significance"].get(system, {})
-    if "bm25" in sig and sig["bm25"][metric]["significant"]:
-        marks += "†"
-    if system != "base" and "base" in sig and sig["base"][metric]["significant"]:
-        marks += "‡"
-    return f"{value:.3f}{marks}"
+    return f"{value:.3f}{significance_marks(report, system, metric)}"
 
 
 def main() -> None:

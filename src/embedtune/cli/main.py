@@ -81,7 +81,7 @@ def _passages(window: int | None, stride: int | None) -> Any:
 
 def print_report(report: dict[str, Any]) -> None:
     """The system × metric table with 95% intervals and significance marks."""
-    from embedtune.evaluate.report import comparison_base
+    from embedtune.evaluate.report import significance_marks
 
     systems = list(report["systems"])
     metrics = list(next(iter(report["systems"].values())))
@@ -94,14 +94,10 @@ def print_report(report: dict[str, Any]) -> None:
     for metric in metrics:
         table.add_column(metric, justify="right")
     for system in systems:
-        sig = report["significance"].get(system, {})
-        base = comparison_base(system, systems)
-        cells = []
-        for metric in metrics:
-            mark = "†" if "bm25" in sig and sig["bm25"][metric]["significant"] else ""
-            if base and base in sig and sig[base][metric]["significant"]:
-                mark += "‡"
-            cells.append(f"{report['systems'][system][metric]:.3f}{mark}")
+        cells = [
+            f"{report['systems'][system][metric]:.3f}{significance_marks(report, system, metric)}"
+            for metric in metrics
+        ]
         table.add_row(system, *cells)
     console.print(table)
     console.print(

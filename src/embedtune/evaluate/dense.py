@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from embedtune.evaluate.metrics import Run
-from embedtune.evaluate.ranking import tie_keys, top_k
+from embedtune.evaluate.ranking import RunningTopK, tie_keys
 from embedtune.io import atomic_open
 
 if TYPE_CHECKING:
@@ -129,9 +129,7 @@ def dense_search(
     if not qids:
         return {}
     query_vectors = encoder.encode_queries([queries[q] for q in qids])
-    keys = tie_keys(doc_ids)
-    best_idx = np.zeros((len(qids), 0), dtype=np.int64)
-    best_scores = np.zeros((len(qids), 0), dtype=np.float64)
+    best = RunningTopK(len(qids), tie_keys(doc_ids), k)
     chunks = doc_chunks(bounds, chunk_passages)
     bar = tqdm(total=int(bounds[-1]), desc="encode", unit="psg", disable=not encoder.show_progress)
     for d0, d1 in chunks:
@@ -139,17 +137,9 @@ def dense_search(
         vectors = encoder.encode_documents(passages[p0:p1])
         bar.update(p1 - p0)
         sims = query_vectors @ vectors.T  # queries × passages in this chunk
-        doc_scores = np.maximum.reduceat(sims, bounds[d0:d1] - p0, axis=1).astype(np.float64)
-        idx = np.concatenate([best_idx, np.broadcast_to(np.arange(d0, d1), doc_scores.shape)], 1)
-        scores = np.concatenate([best_scores, doc_scores], axis=1)
-        new_idx = np.empty((len(qids), min(k, idx.shape[1])), dtype=np.int64)
-        new_scores = np.empty(new_idx.shape, dtype=np.float64)
-        for row in range(len(qids)):
-            pick = top_k(scores[row], keys[idx[row]], k)
-            new_idx[row] = idx[row, pick]
-            new_scores[row] = scores[row, pick]
-        best_idx, best_scores = new_idx, new_scores  # type: ignore[assignment]
+        best.add(d0, np.maximum.reduceat(sims, bounds[d0:d1] - p0, axis=1))
     bar.close()
+    best_idx, best_scores = best.idx, best.scores
     return {
         qid: {doc_ids[i]: float(s) for i, s in zip(best_idx[row], best_scores[row], strict=True)}
         for row, qid in enumerate(qids)

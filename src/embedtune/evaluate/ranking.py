@@ -34,6 +34,31 @@ def top_k(scores: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
     return candidates[order[:k]]
 
 
+class RunningTopK:
+    """Each query's best ``k`` rows seen so far, merged one chunk of scores at a time, so
+    memory stays at queries × (chunk + k) however large the corpus grows."""
+
+    def __init__(self, n_queries: int, keys: np.ndarray, k: int) -> None:
+        self.keys = keys
+        self.k = k
+        self.idx = np.zeros((n_queries, 0), dtype=np.int64)
+        self.scores = np.zeros((n_queries, 0), dtype=np.float64)
+
+    def add(self, first: int, chunk_scores: np.ndarray) -> None:
+        """Merge the scores of rows ``first .. first + chunk width`` (queries × width)."""
+        rows = np.arange(first, first + chunk_scores.shape[1])
+        idx = np.concatenate([self.idx, np.broadcast_to(rows, chunk_scores.shape)], axis=1)
+        scores = np.concatenate([self.scores, chunk_scores.astype(np.float64)], axis=1)
+        width = min(self.k, idx.shape[1])
+        new_idx = np.empty((len(idx), width), dtype=np.int64)
+        new_scores = np.empty((len(idx), width), dtype=np.float64)
+        for row in range(len(idx)):
+            pick = top_k(scores[row], self.keys[idx[row]], width)
+            new_idx[row] = idx[row, pick]
+            new_scores[row] = scores[row, pick]
+        self.idx, self.scores = new_idx, new_scores
+
+
 def write_run(path: str | Path, run: Run, tag: str, depth: int = 100) -> None:
     """A standard 6-column TREC run file with full-precision scores."""
     with atomic_open(path) as handle:

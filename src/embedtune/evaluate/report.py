@@ -15,6 +15,16 @@ def comparison_base(system: str, available: list[str]) -> str | None:
     return "base" if "base" in available and system != "base" and system != "bm25" else None
 
 
+def significance_marks(report: dict[str, Any], system: str, metric: str) -> str:
+    """† when ``system`` differs significantly from bm25, ‡ from its base-model system."""
+    sig = report["significance"].get(system, {})
+    base = comparison_base(system, list(report["systems"]))
+    mark = "†" if "bm25" in sig and sig["bm25"][metric]["significant"] else ""
+    if base and base in sig and sig[base][metric]["significant"]:
+        mark += "‡"
+    return mark
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """System × metric table; † = significantly different from BM25, ‡ = from the base model."""
     systems = list(report["systems"])
@@ -32,16 +42,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for system in systems:
         cells = []
-        sig = report["significance"].get(system, {})
-        base = comparison_base(system, systems)
         for metric in metrics:
             value = report["systems"][system][metric]
             lo, hi = report["intervals"][system][metric]
-            mark = ""
-            if "bm25" in sig and sig["bm25"][metric]["significant"]:
-                mark += "†"
-            if base and base in sig and sig[base][metric]["significant"]:
-                mark += "‡"
+            mark = significance_marks(report, system, metric)
             cells.append(f"{value:.3f}{mark} ±{(hi - lo) / 2:.3f}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     for warning in report.get("warnings", []):

@@ -21,7 +21,7 @@ from embedtune.corpus.passages import Passages, split_passages
 from embedtune.corpus.types import Dataset
 from embedtune.errors import DataError
 from embedtune.evaluate.bm25 import BM25Index
-from embedtune.evaluate.ranking import top_k
+from embedtune.evaluate.ranking import RunningTopK
 from embedtune.pairs.config import PairsConfig
 from embedtune.pairs.io import Pair
 
@@ -53,24 +53,10 @@ def dense_top_passages(
     query_vectors: np.ndarray, vectors: np.ndarray, k: int, chunk: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each query's top ``k`` passage indices and scores, one chunk of passages at a time."""
-    keys = np.arange(len(vectors))
-    n_q = len(query_vectors)
-    best_idx = np.zeros((n_q, 0), dtype=np.int64)
-    best = np.zeros((n_q, 0), dtype=np.float64)
+    best = RunningTopK(len(query_vectors), np.arange(len(vectors)), k)
     for start in range(0, len(vectors), chunk):
-        sims = (query_vectors @ np.asarray(vectors[start : start + chunk]).T).astype(np.float64)
-        idx = np.concatenate(
-            [best_idx, np.broadcast_to(np.arange(start, start + sims.shape[1]), sims.shape)], axis=1
-        )
-        scores = np.concatenate([best, sims], axis=1)
-        width = min(k, idx.shape[1])
-        new_idx, new_best = np.empty((n_q, width), np.int64), np.empty((n_q, width))
-        for row in range(n_q):
-            pick = top_k(scores[row], keys[idx[row]], width)
-            new_idx[row] = idx[row, pick]
-            new_best[row] = scores[row, pick]
-        best_idx, best = new_idx, new_best
-    return best_idx, best
+        best.add(start, query_vectors @ np.asarray(vectors[start : start + chunk]).T)
+    return best.idx, best.scores
 
 
 class _CrossScorer:
