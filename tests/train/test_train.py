@@ -17,9 +17,9 @@ from safetensors.numpy import load_file
 
 from embedtune.errors import ConfigError, DataError
 from embedtune.train.config import TrainConfig, preset
-from embedtune.train.data import hold_out_dev
+from embedtune.train.data import DevSet, hold_out_dev
 from embedtune.train.strategies import get_strategy
-from embedtune.train.train import train_model
+from embedtune.train.train import prepare_training_data, train_model
 
 FAST = {
     "epochs": 2,
@@ -43,6 +43,40 @@ def test_dev_split_groups_queries_by_relevant_document() -> None:
         assert sibling in dev
     assert hold_out_dev(qrels, 0.15, seed=1) == (train, dev)
     assert hold_out_dev(qrels, 0.15, seed=2)[1] != dev
+
+
+def test_dev_queries_do_not_move_with_the_training_seed(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    def dev_of(name: str, **extra: object) -> dict[str, object]:
+        config = _config(train_model_dir, **extra)
+        info = prepare_training_data(tmp_path / name, config, data=str(train_set))
+        return {"dev": info["dev"], "pairs": (tmp_path / f"{name}.work/pairs.jsonl").read_text()}
+
+    first = dev_of("a", seed=1)
+    assert dev_of("b", seed=2) == first
+    assert dev_of("c", seed=1, dev_seed=5)["pairs"] != first["pairs"]
+
+
+def test_pooled_dev_corpus_keeps_judged_and_candidate_documents() -> None:
+    docs = [f"d{i}" for i in range(6)]
+    counts = [1, 2, 1, 3, 1, 2]  # passages per document
+    passages = [f"{d}-p{n}" for d, c in zip(docs, counts, strict=True) for n in range(c)]
+    dev = DevSet(
+        {"q": "query"},
+        {"q": {"d4": 1}},
+        docs,
+        passages,
+        np.cumsum([0, *counts]),
+        [f"text of {d}" for d in docs],
+    )
+    dense = {"q": {"d1": 0.9, "d0": 0.8, "d2": 0.1}}
+    sparse = {"q": {"d3": 7.0, "d5": 1.0}}
+    pooled = dev.pooled([dense, sparse], depth=1)
+    assert pooled.doc_ids == ["d1", "d3", "d4"]  # corpus order: top-1 of each run + judged
+    assert pooled.passages == ["d1-p0", "d1-p1", "d3-p0", "d3-p1", "d3-p2", "d4-p0"]
+    assert pooled.bounds.tolist() == [0, 2, 5, 6]
+    assert pooled.doc_texts == ["text of d1", "text of d3", "text of d4"]
 
 
 def test_presets_and_strategy_registry() -> None:
@@ -95,9 +129,11 @@ def test_output_is_a_portable_sentence_transformers_folder(trained: Path, tmp_pa
     assert settings["passages"] == {"window": 12, "stride": 6, "title": True}
     assert settings["base_model"]["name"] == "model" and len(settings["base_model"]["sha256"]) == 64
     assert settings["data"]["dev"]["queries"] == 9
+    assert settings["data"]["dev"]["corpus"].endswith("(pool 100)")
     assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]
     card = (trained / "README.md").read_text()
     assert "base_model: model" in card and "| tuned (max-passage) |" in card
+    assert "documents (pool 100)" in card
     assert (trained.parent / "model.work" / "pairs.jsonl").is_file()
 
 

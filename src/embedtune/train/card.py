@@ -18,6 +18,9 @@ def render_card(settings: dict[str, Any]) -> str:
     dev = settings["dev"]
     outcome = settings["outcome"]
     verdict = "\n".join(f"- {note}" for note in outcome["notes"])
+    dev_info = settings["data"].get("dev", {})
+    # how dev was drawn, and over which corpus (the whole one, or a candidate pool)
+    dev_rule = "; ".join(str(dev_info[k]) for k in ("rule", "corpus") if k in dev_info) or "dev"
     return f"""---
 library_name: sentence-transformers
 base_model: {settings["base_model"]["name"]}
@@ -29,7 +32,7 @@ tags: [sentence-transformers, embedtune, {settings["strategy"]}]
 Made by embedtune with the `{settings["strategy"]}` strategy. Loads anywhere with
 `SentenceTransformer("<this folder>")`; no embedtune needed.
 
-## Outcome on dev ({dev["base"] and settings["data"].get("dev", {}).get("rule", "dev")})
+## Outcome on dev ({dev_rule})
 
 {verdict}
 

@@ -34,6 +34,13 @@ class TrainConfig(BaseModel):
     passages: PassageConfig = Field(default_factory=PassageConfig)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     dev_fraction: float = Field(default=0.15, ge=0.05, le=0.5)
+    # The held-out dev queries do not move with the training seed: runs over several seeds
+    # are then compared on the same dev set, and the pairs mined for training stay the same.
+    dev_seed: int = 0
+    # Dev evaluation runs at every checkpoint; over a large corpus it can cost more than the
+    # training. The dev corpus is then the judged documents plus the top `dev_pool` of BM25
+    # and of the base model per dev query (null: the whole corpus).
+    dev_pool: int | None = Field(default=100, ge=10)
     evals_per_epoch: int = Field(default=1, ge=1, description="dev evaluations (= checkpoints)")
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42

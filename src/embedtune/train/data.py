@@ -13,7 +13,8 @@ import numpy as np
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Qrels
-from embedtune.evaluate.metrics import mean, per_query
+from embedtune.evaluate.fusion import cut
+from embedtune.evaluate.metrics import Run, mean, per_query
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -95,7 +96,33 @@ class DevSet:
             [d.full_text for d in docs],
         )
 
-    def evaluate(
+    def pooled(self, runs: list[Run], depth: int) -> DevSet:
+        """The dev set over a smaller corpus: the judged documents plus each run's top
+        ``depth`` documents per query, in corpus order.
+
+        A checkpoint is then scored by how it orders the candidates that BM25 and the base
+        model find, plus the answers; on a large corpus this is a small fraction of the
+        encoding, at every dev evaluation.
+        """
+        keep = {d for rels in self.qrels.values() for d in rels}
+        for run in runs:
+            for scores in cut(run, depth).values():
+                keep.update(scores)
+        rows = [i for i, d in enumerate(self.doc_ids) if d in keep]
+        texts, bounds = [], [0]
+        for i in rows:
+            texts.extend(self.passages[int(self.bounds[i]) : int(self.bounds[i + 1])])
+            bounds.append(len(texts))
+        return DevSet(
+            self.queries,
+            self.qrels,
+            [self.doc_ids[i] for i in rows],
+            texts,
+            np.asarray(bounds, dtype=np.int64),
+            [self.doc_texts[i] for i in rows],
+        )
+
+    def search(
         self,
         model: SentenceTransformer,
         *,
@@ -103,8 +130,8 @@ class DevSet:
         doc_prompt: str = "",
         batch_size: int = 64,
         cached_as: ModelRef | None = None,
-    ) -> dict[str, float]:
-        """nDCG@10, MRR@10 and Recall@100 of max-passage dense search.
+    ) -> Run:
+        """Max-passage dense search of the dev queries over the dev corpus.
 
         Weights that are still moving are never cached; pass ``cached_as`` for a model that
         does not change (the base), whose passage embeddings then come from the disk cache.
@@ -121,14 +148,22 @@ class DevSet:
             batch_size=batch_size,
             cache_dir=Path(default_cache_dir()) / "embeddings" if cached_as else None,
         )
-        run = dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
-        values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
-        return {metric: mean(v) for metric, v in values.items()}
+        return dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
 
-    def bm25(self) -> dict[str, float]:
-        """The BM25 baseline on the same dev queries and corpus (documents, not passages)."""
+    def evaluate(self, model: SentenceTransformer, **options: Any) -> dict[str, float]:
+        """nDCG@10, MRR@10 and Recall@100 of :meth:`search` (same options)."""
+        return self.score(self.search(model, **options))
+
+    def bm25_search(self) -> Run:
+        """BM25 over the same dev queries and corpus (documents, not passages)."""
         from embedtune.evaluate.bm25 import BM25Index
 
-        run = BM25Index(self.doc_ids, self.doc_texts).search(self.queries)
+        return BM25Index(self.doc_ids, self.doc_texts).search(self.queries)
+
+    def bm25(self) -> dict[str, float]:
+        """The BM25 baseline's dev metrics."""
+        return self.score(self.bm25_search())
+
+    def score(self, run: Run) -> dict[str, float]:
         values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
         return {metric: mean(v) for metric, v in values.items()}

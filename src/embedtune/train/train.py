@@ -233,17 +233,17 @@ def _prepare_data(
         dev_dataset = dev_data
         info["dev"] = {"rule": f"split '{dev_split}'", "queries": len(dev_ids)}
     elif dataset is not None and pairs_file is None:
-        train_list, dev_ids = hold_out_dev(dataset.qrels, config.dev_fraction, config.seed)
+        train_list, dev_ids = hold_out_dev(dataset.qrels, config.dev_fraction, config.dev_seed)
         train_ids = train_list
         dev_dataset = dataset
         info["dev"] = {
             "rule": f"held out {config.dev_fraction:.0%} of '{split}' queries, "
-            f"grouped by relevant document (seed {config.seed})",
+            f"grouped by relevant document (dev seed {config.dev_seed})",
             "queries": len(dev_ids),
             "train_queries": len(train_ids),
         }
     else:
-        pairs, dev_dataset, dev_ids = _dev_from_pairs(pairs, config.dev_fraction, config.seed)
+        pairs, dev_dataset, dev_ids = _dev_from_pairs(pairs, config.dev_fraction, config.dev_seed)
         train_ids = None
         info["dev"] = {
             "rule": f"held out {config.dev_fraction:.0%} of the pairs, grouped by positive",
@@ -370,12 +370,16 @@ def train_model(
     pairs, dev, info = _prepare_data(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
-    baseline = {
-        "base": dev.evaluate(
-            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
-        ),
-        "bm25": dev.bm25(),
-    }
+    prompts = {"query_prompt": config.query_prompt, "doc_prompt": config.doc_prompt}
+    base_run, bm25_run = dev.search(model, **prompts, cached_as=ref), dev.bm25_search()
+    if config.dev_pool is not None:
+        full_size = len(dev.doc_ids)
+        dev = dev.pooled([base_run, bm25_run], config.dev_pool)
+        info["dev"]["corpus"] = (
+            f"{len(dev.doc_ids)} of {full_size} documents (pool {config.dev_pool})"
+        )
+        base_run, bm25_run = dev.search(model, **prompts, cached_as=ref), dev.bm25_search()
+    baseline = {"base": dev.score(base_run), "bm25": dev.score(bm25_run)}
     logger.info(
         "dev before training: base %.4f, bm25 %.4f nDCG@10",
         baseline["base"]["ndcg@10"],
