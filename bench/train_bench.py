@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -63,9 +63,14 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(config))
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "embedtune", "run", str(path)], check=True)
+        child = subprocess.Popen([sys.executable, "-m", "embedtune", "run", str(path)])
+        # this run's own peak resident memory (wait4), not the maximum over earlier seeds
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"embedtune run {path} failed with exit code {child.returncode}")
         wall = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peak_mb = usage.ru_maxrss / 1024
         report = json.loads((folder / "eval" / "report.json").read_text())
         stages = {
             s: json.loads((folder / "stages" / f"{s}.json").read_text()).get("stage_seconds")
@@ -78,9 +83,11 @@ def main() -> None:
             "p_tuned_maxp_vs_base_maxp": sig["tuned-maxp"]["base-maxp"]["ndcg@10"]["p"],
             "p_tuned_hybrid_vs_base_hybrid": sig["tuned-hybrid"]["base-hybrid"]["ndcg@10"]["p"],
             "p_tuned_maxp_vs_bm25": sig["tuned-maxp"]["bm25"]["ndcg@10"]["p"],
+            "p_tuned_vs_base": sig["tuned"]["base"]["ndcg@10"]["p"],
+            "p_tuned_maxp_vs_base": sig["tuned-maxp"]["base"]["ndcg@10"]["p"],
             "pairs_train_seconds": (stages["pairs"] or 0) + (stages["train"] or 0),
             "wall_seconds": round(wall),
-            "peak_rss_mb_max_so_far": round(peak_mb),
+            "peak_rss_mb": round(peak_mb),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
