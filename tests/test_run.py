@@ -43,7 +43,7 @@ def test_run_does_every_stage_once_and_resumes(
     assert first.exit_code == 0, first.output
     assert "tuned-hybrid" in first.output
     run = tmp_path / "run"
-    for stage in ("ingest", "pairs", "train", "evaluate"):
+    for stage in ("ingest", "govern", "analyze", "pairs", "train", "evaluate"):
         assert (run / "stages" / f"{stage}.json").is_file()
     report = json.loads((run / "eval" / "report.json").read_text())
     assert set(report["systems"]) >= {"bm25", "base-maxp", "tuned-maxp", "tuned-hybrid"}
@@ -116,3 +116,40 @@ def test_empty_pairs_file_is_a_clear_error(tmp_path: Path, train_model_dir: Path
         ],
     )
     assert result.exit_code == 2 and "no pairs" in result.output
+
+
+def test_redacted_run_leaves_no_planted_value_or_secret_in_any_artefact(
+    tmp_path: Path, train_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    planted = {"email": "jane.roe@clinic-mail.org", "ssn": "536-22-1987", "phone": "(212) 555-0188"}
+    secret = "hash-key-DO-NOT-LEAK-93817"
+    monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", secret)
+    train = write_train_set(tmp_path / "train")
+    corpus = (train / "corpus.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in corpus]
+    rows[3]["text"] += f" contact {planted['email']}"
+    rows[7]["text"] += f" ssn {planted['ssn']}"
+    (train / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    queries = [json.loads(line) for line in (train / "queries.jsonl").read_text().splitlines()]
+    queries[5]["text"] += f" call {planted['phone']}"
+    (train / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    path = _config(tmp_path, train, train_model_dir, governance={"redact": True, "mode": "hash"})
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    govern = json.loads((run / "stages" / "govern.json").read_text())
+    found = govern["reports"]["train"]["types"]
+    assert {k: v["values"] for k, v in found.items()} == {"email": 1, "ssn": 1, "phone": 1}
+    assert govern["data"]["train"] == str(run / "data" / "train")
+    redacted = (run / "data" / "train" / "corpus.jsonl").read_text()
+    assert "contact [EMAIL:" in redacted and "ssn [SSN:" in redacted
+    card = (run / "model" / "README.md").read_text()
+    assert '"mode": "hash"' in card  # the manifest says which redaction the model saw
+    searched = [run, Path(os.environ["EMBEDTUNE_CACHE"])]
+    blobs = [p.read_bytes() for root in searched for p in root.rglob("*") if p.is_file()]
+    blobs += [result.output.encode(), path.read_bytes()]
+    for needle in [*planted.values(), secret]:
+        assert not any(needle.encode() in blob for blob in blobs), needle
+    assert (run / "analysis" / "analysis.html").is_file()

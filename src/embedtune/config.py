@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedtune.errors import ConfigError
+from embedtune.governance.config import GovernanceConfig
 
 
 class DataConfig(BaseModel):
@@ -36,7 +37,7 @@ class RunEvalConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """ingest → pairs → train → evaluate, in one file."""
+    """ingest → govern → analyze → pairs → train → evaluate, in one file."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     preset: str = "default"
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
     eval: RunEvalConfig = Field(default_factory=RunEvalConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    analyze: bool = Field(default=True, description="write the vocabulary-gap analysis")
 
 
 def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

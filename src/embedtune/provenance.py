@@ -15,6 +15,8 @@ _PACKAGES = (
     "numpy",
     "PyStemmer",
     "tokenizers",
+    "presidio-analyzer",
+    "wordfreq",
 )
 
 

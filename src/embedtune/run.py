@@ -1,4 +1,8 @@
-"""``embedtune run``: ingest → pairs → train → evaluate, resumable stage by stage.
+"""``embedtune run``: ingest → govern → analyze → pairs → train → evaluate, resumable stage
+by stage.
+
+With ``governance.redact``, nothing but the data manifest is written before redaction, and
+every later stage reads the redacted copies.
 
 Each finished stage leaves ``stages/<name>.json`` in the run folder; a rerun skips it. The
 resolved config is saved as ``config.yaml``; a rerun with a different config is refused so a
@@ -21,21 +25,28 @@ from embedtune.io import write_json, write_text
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "pairs", "train", "evaluate")
+STAGES = ("ingest", "govern", "analyze", "pairs", "train", "evaluate")
 
 
-def _stage(folder: Path, name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _stage(
+    folder: Path, name: str, work: Callable[[], dict[str, Any]], *, main_only: bool = False
+) -> dict[str, Any]:
+    """Run a stage unless its marker exists. Under torchrun, a ``main_only`` stage (one that
+    writes files the others read) runs on rank 0 while the other processes wait for it."""
+    import json
+
+    from embedtune.train.train import is_main_process
+
     marker = folder / "stages" / f"{name}.json"
+    if main_only and not is_main_process():
+        while not marker.is_file():  # torchrun stops this process if rank 0 fails
+            time.sleep(1)
     if marker.is_file():
-        import json
-
         logger.info("stage %s: already done, skipped", name)
         return dict(json.loads(marker.read_text(encoding="utf-8")))
     logger.info("stage %s: running", name)
     start = time.perf_counter()
     result = work()
-    from embedtune.train.train import is_main_process
-
     if is_main_process():  # under torchrun only rank 0 records progress
         write_json(marker, {**result, "stage_seconds": round(time.perf_counter() - start, 1)})
     return result
@@ -47,11 +58,13 @@ def _train_config(config: RunConfig) -> Any:
     return TrainConfig.model_validate(merge_settings(preset(config.preset), config.train))
 
 
-def _eval_config(config: RunConfig, base_model: str, folder: Path, progress: bool) -> Any:
+def _eval_config(
+    config: RunConfig, base_model: str, folder: Path, progress: bool, test_data: str
+) -> Any:
     from embedtune.evaluate.config import EvalConfig
 
     options: dict[str, Any] = {
-        "data": config.data.test,
+        "data": test_data,
         "split": config.data.test_split,
         "model": str(folder / "model"),
         "base_model": base_model,
@@ -78,7 +91,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         )
     # validate every stage's settings before any work
     train_config = _train_config(config)
-    eval_config = _eval_config(config, train_config.base_model, folder, progress)
+    _eval_config(config, train_config.base_model, folder, progress, config.data.test)
     write_text(saved, resolved)
     data = config.data
 
@@ -89,13 +102,42 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         test = load_beir(data.test, data.test_split, skip_bad=data.skip_bad)
         return {"train": train.manifest.to_dict(), "test": test.manifest.to_dict()}
 
+    def govern() -> dict[str, Any]:
+        from embedtune.governance.run_stage import govern_sources, train_splits
+
+        sources = {
+            "train": (data.train, train_splits(data.train, data.train_split, data.dev_split)),
+            "test": (data.test, [data.test_split]),
+        }
+        return govern_sources(
+            sources, config.governance, folder, skip_bad=data.skip_bad, progress=progress
+        )
+
+    _stage(folder, "ingest", ingest)  # the manifest: the one thing written before redaction
+    paths = _stage(folder, "govern", govern, main_only=True)[
+        "data"
+    ]  # the redacted copies, or the originals
+
+    def analyze() -> dict[str, Any]:
+        from embedtune.analyze.analyze import analyze_corpus
+
+        report = analyze_corpus(
+            paths["train"],
+            data.train_split,
+            train_config.base_model,
+            folder / "analysis",
+            passages=train_config.passages,
+            skip_bad=data.skip_bad,
+        )
+        return {"recommendations": report["recommendations"]}
+
     def pairs() -> dict[str, Any]:
         from embedtune.train.train import prepare_training_data
 
         return prepare_training_data(
             folder / "model",
             train_config,
-            data=data.train,
+            data=paths["train"],
             split=data.train_split,
             dev_split=data.dev_split,
             skip_bad=data.skip_bad,
@@ -113,7 +155,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         return train_model(
             model,
             train_config,
-            data=data.train,
+            data=paths["train"],
             split=data.train_split,
             dev_split=data.dev_split,
             resume=has_checkpoints,
@@ -123,9 +165,11 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     def evaluate() -> dict[str, Any]:
         from embedtune.evaluate.evaluate import run_evaluation
 
+        eval_config = _eval_config(config, train_config.base_model, folder, progress, paths["test"])
         return run_evaluation(eval_config, folder / "eval").report
 
-    _stage(folder, "ingest", ingest)
+    if config.analyze:
+        _stage(folder, "analyze", analyze, main_only=True)
     _stage(folder, "pairs", pairs)
     _stage(folder, "train", train)
     from embedtune.train.train import is_main_process

@@ -76,3 +76,144 @@ def build_tiny_cross_encoder(folder: str | Path, texts: Iterable[str], *, seed: 
     BertForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# --- labeled personal data, for the governance tests and benchmark -------------------------
+
+PII_TYPES = ("email", "phone", "ssn", "credit_card", "iban", "ip", "dob", "secret")
+
+
+def _luhn_complete(digits: str) -> str:
+    """``digits`` plus the check digit that makes the number pass the Luhn test."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:  # these double once the check digit is appended
+            d = d * 2 - 9 if d * 2 > 9 else d * 2
+        total += d
+    return digits + str((10 - total % 10) % 10)
+
+
+def _iban(country: str, bban: str) -> str:
+    """An IBAN with a correct mod-97 check: digits for ``country`` + '00' + bban."""
+    moved = bban + country + "00"
+    number = int("".join(str(int(c, 36)) for c in moved))
+    check = 98 - number % 97
+    raw = f"{country}{check:02d}{bban}"
+    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Sentences with planted values of every type, and near-misses that must not fire.
+
+    Returns ``(text, [(type, value), ...])``; near-miss sentences carry no labels: card numbers
+    failing Luhn, IBANs with a wrong check, invalid SSN areas, dates without birth context,
+    version strings, amounts, and unroutable "IPs" such as 999.1.2.3.
+    """
+    import random
+
+    rng = random.Random(seed)
+    digits = lambda n: "".join(rng.choice("0123456789") for _ in range(n))  # noqa: E731
+    letters = lambda n: "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(n))  # noqa: E731
+    names = ["alice", "bob", "maria.lopez", "j.smith", "chen_wei", "o.brien", "kim99"]
+    domains = ["example.com", "hospital.org", "bank.co.uk", "mail.example.net", "uni.edu"]
+    months = ["January", "Feb", "March", "Apr", "May", "June", "Jul", "August", "Sept", "Oct"]
+
+    def value(kind: str) -> str:
+        if kind == "email":
+            return f"{rng.choice(names)}{rng.randint(1, 999)}@{rng.choice(domains)}"
+        if kind == "phone":
+            # assigned US area codes: python-phonenumbers (rightly) rejects unassigned ones
+            area = rng.choice([212, 213, 202, 305, 312, 404, 415, 503, 512, 617, 646, 702, 713])
+            mid, end = rng.randint(201, 989), digits(4)
+            return rng.choice(
+                [
+                    f"({area}) {mid}-{end}",
+                    f"{area}-{mid}-{end}",
+                    f"+1 {area} {mid} {end}",
+                    f"{area}.{mid}.{end}",
+                    f"+44 20 7{digits(3)} {digits(4)}",
+                ]
+            )
+        if kind == "ssn":
+            return f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+        if kind == "credit_card":
+            number = _luhn_complete(rng.choice(["40", "45", "51", "52", "55"]) + digits(13))
+            sep = rng.choice([" ", "-", ""])
+            return sep.join(number[i : i + 4] for i in range(0, 16, 4))
+        if kind == "iban":
+            country = rng.choice(["GB", "DE", "NL"])
+            bban = {"GB": letters(4) + digits(14), "DE": digits(18), "NL": letters(4) + digits(10)}
+            return _iban(country, bban[country])
+        if kind == "ip":
+            if rng.random() < 0.7:
+                return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+            return ":".join(f"{rng.randint(0, 65535):x}" for _ in range(8))
+        if kind == "dob":
+            day, year = rng.randint(1, 28), rng.randint(1930, 2010)
+            return rng.choice(
+                [
+                    f"{rng.randint(1, 12):02d}/{day:02d}/{year}",
+                    f"{rng.choice(months)} {day}, {year}",
+                    f"{day} {rng.choice(months)} {year}",
+                    f"{year}-{rng.randint(1, 12):02d}-{day:02d}",
+                ]
+            )
+        if kind == "secret":
+            return rng.choice(
+                [
+                    "AKIA" + letters(16),
+                    "ghp_" + "".join(rng.choice("abcdefXYZ0123456789") for _ in range(36)),
+                    "sk-" + "".join(rng.choice("abcdefghijkLMNOP0123456789") for _ in range(32)),
+                ]
+            )
+        raise ValueError(kind)
+
+    templates = {
+        "email": ["Please write to {} for the form.", "Contact: {}", "cc {} on the reply"],
+        "phone": ["Call the clinic at {} before noon.", "Phone: {}", "reach her on {} today"],
+        "ssn": ["SSN {} on file.", "Her social security number is {}.", "member id {} verified"],
+        "credit_card": ["Paid with card {} yesterday.", "Card number: {}", "charged to {}"],
+        "iban": ["Wire the refund to {} please.", "IBAN: {}", "account {} was debited"],
+        "ip": ["Login from {} was blocked.", "client ip {}", "requests came from {} overnight"],
+        "dob": ["Patient born {} was admitted.", "DOB: {}", "date of birth {} confirmed"],
+        "secret": ["export KEY={}", "the token {} leaked", "api key: {}"],
+    }
+    out: list[tuple[str, list[tuple[str, str]]]] = []
+    for kind in PII_TYPES:
+        for _ in range(per_type):
+            v = value(kind)
+            out.append((rng.choice(templates[kind]).format(v), [(kind, v)]))
+
+    def near_miss() -> str:
+        kind = rng.randrange(11)
+        if kind == 0:  # a card number failing the Luhn check
+            good = _luhn_complete("4" + digits(14))
+            bad = good[:-1] + str((int(good[-1]) + 1) % 10)
+            return f"Order {' '.join(bad[i : i + 4] for i in range(0, 16, 4))} shipped."
+        if kind == 1:  # an IBAN with a wrong check digit
+            good = _iban("DE", digits(18))
+            return f"IBAN {good[:-1]}{(int(good[-1]) + 1) % 10} is invalid."
+        if kind == 2:  # SSN areas that are never issued
+            return f"Code {rng.choice(['000', '666'])}-{digits(2)}-{digits(4)} rejected."
+        if kind == 3:  # dates with no birth context
+            return f"The notes mature on {rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/2029."
+        if kind == 4:
+            return f"Filed {rng.choice(months)} {rng.randint(1, 28)}, 2021 with the SEC."
+        if kind == 5:
+            return f"Upgrade to version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{digits(1)}."
+        if kind == 6:
+            return f"Revenue was ${rng.randint(1, 999)},{digits(3)},{digits(3)} in 2023."
+        if kind == 7:
+            octets = [rng.randint(300, 999), *(rng.randint(1, 9) for _ in range(3))]
+            return f"Node {'.'.join(map(str, octets))} failed."
+        if kind == 8:
+            return f"Table {rng.randint(1, 99)}: {digits(4)} {digits(4)} units sold."
+        if kind == 9:
+            return f"Use x[{rng.randint(1, 9)}::{rng.randint(1, 9)}] to slice."
+        return "Write to the team at support@localhost for help."
+
+    for _ in range(per_type * 2):
+        out.append((near_miss(), []))
+    rng.shuffle(out)
+    return out

@@ -50,6 +50,7 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     assert report["models"]["base"]["passages"] == {"window": 96, "stride": 48, "title": True}
     assert report["versions"]["sentence-transformers"]
     assert report["warnings"] and "only 4 judged queries" in report["warnings"][0]
+    assert "95% bootstrap intervals of ndcg@10: bm25 0." in report["warnings"][0]
     assert "| bm25 |" in (out / "report.md").read_text()
     # BM25 finds each query's document on this toy set
     assert report["systems"]["bm25"]["hit@5"] == 1.0

@@ -35,7 +35,14 @@ def _setup_logging(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
     )
-    for noisy in ("sentence_transformers", "transformers", "bm25s", "httpx", "urllib3"):
+    for noisy in (
+        "sentence_transformers",
+        "transformers",
+        "bm25s",
+        "httpx",
+        "urllib3",
+        "presidio-analyzer",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -427,6 +434,115 @@ def train(
     for note in result.settings["outcome"]["notes"]:
         console.print(note if result.settings["outcome"]["better"] else f"[yellow]{note}[/]")
     console.print(f"model: {result.output}")
+
+
+@app.command()
+def analyze(
+    data: Annotated[Path, typer.Argument(help="BEIR folder (ingest other formats first)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for analysis.json/html")],
+    split: Annotated[str | None, typer.Option(help="split (for split subfolders)")] = None,
+    model: Annotated[str, typer.Option(help="base model folder ('base' = default)")] = "base",
+    window: Annotated[int | None, typer.Option(help="passage window in tokens")] = None,
+    stride: Annotated[int | None, typer.Option(help="passage stride in tokens")] = None,
+    top_terms: Annotated[int, typer.Option(help="fragmented domain terms to list")] = 30,
+    skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    verbose: bool = False,
+) -> None:
+    """How badly the base tokenizer fragments the corpus, against general English; document
+    lengths against the model's limit; what to do about it."""
+    _setup_logging(verbose)
+
+    def build() -> dict[str, Any]:
+        from embedtune.analyze.analyze import analyze_corpus
+        from embedtune.analyze.config import AnalyzeConfig
+
+        return analyze_corpus(
+            data,
+            split,
+            model,
+            output,
+            passages=_passages(window, stride),
+            config=AnalyzeConfig(top_terms=top_terms),
+            skip_bad=skip_bad,
+        )
+
+    report = _run(build)
+    corpus, ref = report["corpus"], report["reference"]
+    table = Table(title=f"{data} · vocabulary gap")
+    for column in ("", "corpus", "general English"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row(
+        "tokens per word", f"{corpus['tokens_per_word']:.3f}", f"{ref['tokens_per_word']:.3f}"
+    )
+    table.add_row("words in 3+ pieces", f"{corpus['share_3plus']:.1%}", f"{ref['share_3plus']:.1%}")
+    table.add_row("words with [UNK]", f"{corpus['unk_share']:.2%}", f"{ref['unk_share']:.2%}")
+    console.print(table)
+    for term in report["top_terms"][:10]:
+        console.print(f"  {term['term']} → {' '.join(term['tokens'])}  ({term['count']}×)")
+    for line in report["recommendations"]:
+        console.print(f"• {line}")
+    console.print(f"report: {output / 'analysis.html'}")
+
+
+@app.command()
+def scan(
+    data: Annotated[Path, typer.Argument(help="BEIR folder (ingest other formats first)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="new folder for the results")],
+    split: Annotated[
+        str | None, typer.Option(help="comma-separated splits whose queries/qrels to include")
+    ] = None,
+    redact: Annotated[
+        bool, typer.Option(help="also write a redacted copy of the collection to OUTPUT/data")
+    ] = False,
+    mode: Annotated[str | None, typer.Option(help="mask | hash | drop (default mask)")] = None,
+    types: Annotated[
+        str | None,
+        typer.Option(help="comma-separated: email,phone,ssn,credit_card,iban,ip,dob,secret"),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML of governance settings (patterns, ner_model, ...)"),
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    verbose: bool = False,
+) -> None:
+    """Find personal and regulated data; report counts and record ids (never values); redact.
+
+    The key of --mode hash is read from $EMBEDTUNE_REDACT_KEY and never written anywhere.
+    """
+    _setup_logging(verbose)
+
+    def build() -> dict[str, Any]:
+        from embedtune.governance.config import GovernanceConfig
+        from embedtune.governance.scan import govern
+
+        settings = _load_yaml(config_file)
+        settings.update(
+            {k: v for k, v in {"mode": mode, "types": _split_list(types)}.items() if v is not None}
+        )
+        settings["redact"] = redact or bool(settings.get("redact"))
+        config = GovernanceConfig.model_validate(settings)
+        return govern(
+            data, _split_list(split) or [], config, output, skip_bad=skip_bad, progress=True
+        )
+
+    report = _run(build)
+    table = Table(title=f"{data} · {report['scanned']['megabytes']} MB scanned")
+    for column in ("type", "values", "documents", "queries"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for kind, row in report["types"].items():
+        table.add_row(kind, str(row["values"]), str(row["documents"]), str(row["queries"]))
+    console.print(table)
+    redaction = report["redaction"]
+    if redaction:
+        console.print(
+            f"redacted ({redaction['mode']}) → {output / 'data'}: "
+            f"{redaction['dropped_documents']} documents, {redaction['dropped_queries']} "
+            f"queries and {redaction['dropped_qrels']} judgments dropped"
+        )
+    elif report["found"]:
+        console.print("[yellow]personal data found[/]: rerun with --redact before training on it")
+    console.print(f"report: {output / 'report.json'}")
 
 
 @app.command("run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -91,6 +92,10 @@ def load_beir(path: str | Path, split: str | None = None, *, skip_bad: bool = Fa
         )
         qrels = read_qrels(qrels_file, queries, corpus, skip_bad=skip_bad, skipped=manifest.skipped)
         files += [queries_file, qrels_file]
+    redaction = root / "redaction.json"
+    if redaction.is_file():  # written by governance: every later manifest says what was removed
+        manifest.extra["redaction"] = json.loads(redaction.read_text(encoding="utf-8"))
+        files.append(redaction)
     return _finish(Dataset(corpus, queries, qrels, split, manifest), files)
 
 

@@ -177,11 +177,6 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
         raise ConfigError(f"split '{config.split}' of {config.data} has no relevant judgments")
     queries = {qid: dataset.queries[qid] for qid in judged}
     warnings: list[str] = []
-    if len(judged) < SMALL_EVAL:
-        warnings.append(
-            f"only {len(judged)} judged queries (< {SMALL_EVAL}): differences are "
-            "uncertain; see the 95% intervals"
-        )
     runs: dict[str, Run] = {}
     timings: dict[str, Any] = {}
     fusion_info: dict[str, Any] = {"method": config.fusion}
@@ -245,6 +240,16 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
         for s in systems
     }
     report = _report(config, dataset, systems, values, timings, models, fusion_info, warnings)
+    if len(judged) < SMALL_EVAL:
+        metric = "ndcg@10" if "ndcg@10" in config.metrics else config.metrics[0]
+        spans = ", ".join(
+            f"{s} {lo:.3f}–{hi:.3f}"
+            for s, (lo, hi) in ((s, report["intervals"][s][metric]) for s in systems)
+        )
+        warnings.append(
+            f"only {len(judged)} judged queries (< {SMALL_EVAL}): the results are uncertain; "
+            f"95% bootstrap intervals of {metric}: {spans}"
+        )
     for message in warnings:
         logger.warning(message)
     result = EvalResult(runs, values, report)

@@ -76,8 +76,10 @@ def read_pairs_file(
 
 def write_pairs(path: str | Path, pairs: list[Pair], summary: dict[str, Any]) -> None:
     """``pairs.jsonl`` and ``pairs.summary.json`` beside it, each written atomically."""
+    from embedtune.provenance import library_versions
+
     write_jsonl(path, (asdict(p) for p in pairs))
-    write_json(Path(path).with_suffix(".summary.json"), summary)
+    write_json(Path(path).with_suffix(".summary.json"), {**summary, "versions": library_versions()})
 
 
 def load_pairs(path: str | Path) -> list[Pair]:

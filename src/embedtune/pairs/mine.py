@@ -175,6 +175,7 @@ def mine_labeled_pairs(
         "filtered": {k: v for k, v in counts.items() if k.startswith("filtered_")},
         "passages": {"count": len(passages), **passages_config.model_dump()},
         "config": config.model_dump(mode="json"),
+        "data": dataset.manifest.to_dict(),
     }
     return pairs, summary
 

@@ -1,0 +1,256 @@
+"""``embedtune scan``: find personal data in a BEIR collection, report counts, redact.
+
+The report names types, counts and record ids, never values. With ``redact``, a redacted copy
+of the collection is written beside the report; every later stage reads that copy, so pairs,
+models, reports and indexes only ever see redacted text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from embedtune.corpus.ingest import write_beir
+from embedtune.corpus.load import load_beir, resolve_beir
+from embedtune.corpus.types import Document, Qrels
+from embedtune.errors import ConfigError, DataError
+from embedtune.governance.config import GovernanceConfig
+from embedtune.governance.detect import Detector, Finding
+from embedtune.governance.redact import hash_key, redact_text
+from embedtune.io import write_json, write_jsonl
+from embedtune.provenance import library_versions
+
+logger = logging.getLogger(__name__)
+
+LISTED = 1000  # record ids listed per type in report.json; findings.jsonl has all of them
+
+
+@dataclass
+class Collection:
+    """One BEIR folder: its corpus, queries and the judgments of the splits asked for."""
+
+    root: Path
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    qrels: dict[str, Qrels]
+    manifest: dict[str, Any]
+
+
+@dataclass
+class Scan:
+    """Findings per record field: ("doc", id, "title"|"text") or ("query", id, "text")."""
+
+    findings: dict[tuple[str, str, str], list[Finding]] = field(default_factory=dict)
+    scanned_bytes: int = 0
+    documents: int = 0
+    queries: int = 0
+
+    def records(self, kind: str) -> set[str]:
+        return {rid for (k, rid, _), found in self.findings.items() if k == kind and found}
+
+
+def load_collection(path: str | Path, splits: list[str], skip_bad: bool = False) -> Collection:
+    """The folder holding ``splits`` (all in one folder) with its corpus and queries."""
+    roots = {resolve_beir(Path(path), s) for s in splits} or {resolve_beir(Path(path), None)}
+    if len(roots) > 1:
+        raise DataError(
+            f"splits {splits} live in different folders ({sorted(map(str, roots))}); "
+            "scan each folder on its own",
+            path=path,
+        )
+    datasets = [load_beir(path, s, skip_bad=skip_bad) for s in splits] or [load_beir(path)]
+    queries: dict[str, str] = {}
+    for d in datasets:
+        queries.update(d.queries)
+    manifest = datasets[0].manifest.to_dict()
+    for d in datasets[1:]:
+        manifest["files"].update(d.manifest.files)
+    return Collection(
+        roots.pop(),
+        datasets[0].corpus,
+        queries,
+        {d.split: d.qrels for d in datasets if d.split is not None},
+        manifest,
+    )
+
+
+def scan_collection(collection: Collection, detector: Detector, progress: bool = False) -> Scan:
+    """Run the detector over every document (title and text) and every query."""
+    scan = Scan(documents=len(collection.corpus), queries=len(collection.queries))
+    records = [
+        *(
+            ("doc", d.id, name, text)
+            for d in collection.corpus.values()
+            for name, text in (("title", d.title), ("text", d.text))
+        ),
+        *(("query", q, "text", t) for q, t in collection.queries.items()),
+    ]
+    for kind, rid, name, text in tqdm(records, desc="scan", unit="field", disable=not progress):
+        scan.scanned_bytes += len(text.encode("utf-8"))
+        found = detector.find(text)
+        if found:
+            scan.findings[(kind, rid, name)] = found
+    return scan
+
+
+def summarize(scan: Scan) -> dict[str, Any]:
+    """Counts by type and the records holding each type: no values, only ids."""
+    values: Counter[str] = Counter()
+    holders: dict[str, dict[str, set[str]]] = {}
+    for (kind, rid, _), found in scan.findings.items():
+        for f in found:
+            values[f.type] += 1
+            holders.setdefault(f.type, {"doc": set(), "query": set()})[kind].add(rid)
+    types = {
+        t: {
+            "values": values[t],
+            "documents": len(holders[t]["doc"]),
+            "queries": len(holders[t]["query"]),
+            "document_ids": sorted(holders[t]["doc"])[:LISTED],
+            "query_ids": sorted(holders[t]["query"])[:LISTED],
+        }
+        for t in sorted(values)
+    }
+    megabytes = scan.scanned_bytes / 1e6
+    return {
+        "scanned": {
+            "documents": scan.documents,
+            "queries": scan.queries,
+            "megabytes": round(megabytes, 3),
+        },
+        "found": sum(values.values()),
+        "per_megabyte": round(sum(values.values()) / megabytes, 3) if megabytes else 0.0,
+        "documents_with_findings": len(scan.records("doc")),
+        "queries_with_findings": len(scan.records("query")),
+        "types": types,
+    }
+
+
+def redact_collection(
+    collection: Collection, scan: Scan, config: GovernanceConfig
+) -> tuple[list[Document], dict[str, str], dict[str, Qrels], dict[str, int]]:
+    """The redacted corpus, queries and qrels, and what was dropped.
+
+    ``drop`` removes a document or query holding any finding, with its judgments; a query
+    left with no judgments is kept (it is simply unjudged) and counted.
+    """
+    key = hash_key(config) if config.mode == "hash" else None
+    found = scan.findings
+
+    def clean(kind: str, rid: str, name: str, text: str) -> str:
+        hits = found.get((kind, rid, name), [])
+        return redact_text(text, hits, config.mode, key) if hits else text
+
+    drop_docs = scan.records("doc") if config.mode == "drop" else set()
+    drop_queries = scan.records("query") if config.mode == "drop" else set()
+    documents = [
+        Document(d.id, clean("doc", d.id, "title", d.title), clean("doc", d.id, "text", d.text))
+        for d in collection.corpus.values()
+        if d.id not in drop_docs
+    ]
+    queries = {
+        q: clean("query", q, "text", t)
+        for q, t in collection.queries.items()
+        if q not in drop_queries
+    }
+    qrels: dict[str, Qrels] = {}
+    dropped_qrels = 0
+    for split, judged in collection.qrels.items():
+        kept: Qrels = {}
+        for q, docs in judged.items():
+            rows = {d: s for d, s in docs.items() if d not in drop_docs and q not in drop_queries}
+            dropped_qrels += len(docs) - len(rows)
+            if rows:
+                kept[q] = rows
+        qrels[split] = kept
+    counts = {
+        "dropped_documents": len(drop_docs),
+        "dropped_queries": len(drop_queries),
+        "dropped_qrels": dropped_qrels,
+        "redacted_values": sum(len(v) for v in found.values()) if config.mode != "drop" else 0,
+    }
+    return documents, queries, qrels, counts
+
+
+def govern(
+    data: str | Path,
+    splits: list[str],
+    config: GovernanceConfig,
+    output: str | Path,
+    *,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Scan ``data`` and write ``report.json`` and ``findings.jsonl`` to ``output``; with
+    ``config.redact``, also the redacted collection as a BEIR folder in ``output/data``.
+
+    Returns the report. Nothing in ``output`` is overwritten: an existing folder is an error.
+    """
+    out = Path(output)
+    if out.exists():
+        raise ConfigError(f"{out} already exists; scan results are never overwritten")
+    if config.redact and config.mode == "hash":
+        hash_key(config)  # fail before scanning, not after
+    detector = Detector(config)
+    collection = load_collection(data, splits, skip_bad)
+    scan = scan_collection(collection, detector, progress)
+    report: dict[str, Any] = {
+        "data": collection.manifest,
+        "settings": config.model_dump(mode="json"),
+        **summarize(scan),
+        "redaction": None,
+        "versions": library_versions(),
+    }
+    # build everything in a temporary sibling, then rename: a crash leaves no half folder
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if config.redact:
+            documents, queries, qrels, counts = redact_collection(collection, scan, config)
+            redaction = {
+                "mode": config.mode,
+                "types": config.types + [p.name for p in config.patterns],
+                "ner_model": bool(config.ner_model),
+                "source": collection.manifest["files"],
+                **counts,
+            }
+            write_beir(tmp / "data", documents, queries, qrels)
+            write_json(tmp / "data" / "redaction.json", redaction)
+            report["redaction"] = redaction
+        write_jsonl(
+            tmp / "findings.jsonl",
+            (
+                {
+                    "record": kind,
+                    "id": rid,
+                    "field": name,
+                    "type": f.type,
+                    "start": f.start,
+                    "end": f.end,
+                    "score": round(f.score, 3),
+                }
+                for (kind, rid, name), found in sorted(scan.findings.items())
+                for f in found
+            ),
+        )
+        write_json(tmp / "report.json", report)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if report["found"] and not config.redact:
+        logger.warning(
+            "personal data found in %s: %s (see %s); set governance.redact: true to redact "
+            "it before training",
+            data,
+            {t: v["values"] for t, v in report["types"].items()},
+            out / "report.json",
+        )
+    return report

@@ -1,0 +1,92 @@
+"""Vocabulary-gap analysis: fragmentation against general English, lengths, the HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from embedtune.analyze.analyze import analyze_corpus
+from embedtune.analyze.vocab import count_words, fragmentation
+from embedtune.cli.main import app
+from embedtune.errors import ConfigError
+from embedtune.testing import build_tiny_model
+from tests.conftest import write_beir
+
+runner = CliRunner()
+GENERAL = "the company said that it would pay the people who work for it " * 3
+DOMAIN = "hepatocellular carcinoma and cholangiocarcinoma "
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # the vocabulary knows common English words whole; domain words only as characters
+    from wordfreq import top_n_list
+
+    common = " ".join(top_n_list("en", 5000))
+    return build_tiny_model(tmp_path_factory.mktemp("m"), [GENERAL, common], max_length=32)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    docs = [
+        {"_id": f"d{i}", "title": "", "text": f"{GENERAL} {DOMAIN * 4} " * (1 + 3 * (i % 2))}
+        for i in range(6)
+    ]
+    return write_beir(tmp_path / "data", docs=docs, queries=[], qrels=[])
+
+
+def test_fragmentation_counts_pieces_per_running_word() -> None:
+    ids = {"the": [1], "hepato": [2, 3, 4], "x": [0]}
+    frag = fragmentation({"the": 3, "hepato": 1}, ids, unk_id=0)
+    assert frag.tokens_per_word == pytest.approx((3 * 1 + 3) / 4)
+    assert frag.share_3plus == pytest.approx(0.25)
+    assert frag.pieces == {"1": 0.75, "2": 0.0, "3": 0.25, "4": 0.0, "5+": 0.0}
+    assert fragmentation({"x": 1}, ids, unk_id=0).unk_share == 1.0
+    assert count_words(["Non-GAAP company's 2023 revenue"]) == {
+        "Non": 1,
+        "GAAP": 1,
+        "company": 1,
+        "s": 1,
+        "revenue": 1,
+    }
+
+
+def test_analysis_finds_the_gap_the_terms_and_the_truncation(
+    corpus: Path, model: Path, tmp_path: Path
+) -> None:
+    report = analyze_corpus(corpus, "test", str(model), tmp_path / "out")
+    assert report["corpus"]["tokens_per_word"] > report["reference"]["tokens_per_word"]
+    assert report["gap"]["share_3plus"] > 0.1
+    terms = [t["term"] for t in report["top_terms"]]
+    # same count, so the longer split ranks first
+    assert terms[:2] == ["cholangiocarcinoma", "hepatocellular"]
+    assert set(terms) <= set(DOMAIN.split())
+    top = report["top_terms"][0]
+    assert top["tokens"][0] == "c" and all(t.startswith("##") for t in top["tokens"][1:])
+    assert "company" not in terms  # known words are not fragmented
+    lengths = report["lengths"]
+    assert lengths["max_tokens"] == 30 and lengths["truncated_share"] == 1.0
+    assert 0 < lengths["text_lost_share"] < 1
+    assert sum(lengths["histogram"]["counts"]) == 6
+    assert report["reference"]["name"].startswith("wordfreq") and report["reference"]["version"]
+    advice = " ".join(report["recommendations"])
+    assert "fragments this vocabulary" in advice and "best passage" in advice
+    saved = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert saved["top_terms"] == report["top_terms"]
+    page = (tmp_path / "out" / "analysis.html").read_text()
+    assert page.count("<svg") == 3 and "<script" not in page and "hepatocellular" in page
+    with pytest.raises(ConfigError, match="already exists"):
+        analyze_corpus(corpus, "test", str(model), tmp_path / "out")
+
+
+def test_analyze_cli(corpus: Path, model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    result = runner.invoke(app, ["analyze", str(corpus), "--model", str(model), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "tokens per word" in result.output and "hepatocellular" in result.output
+    assert (out / "analysis.html").is_file()
+    missing = runner.invoke(app, ["analyze", str(tmp_path / "nope"), "-o", str(out / "x")])
+    assert missing.exit_code == 2 and "nope" in missing.output

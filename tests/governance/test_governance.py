@@ -1,0 +1,156 @@
+"""Governance: detection quality on a labeled set, redaction modes, reports without values."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from embedtune.cli.main import app
+from embedtune.corpus.load import load_beir
+from embedtune.errors import ConfigError
+from embedtune.governance.config import GovernanceConfig
+from embedtune.governance.detect import Detector
+from embedtune.governance.scan import govern
+from embedtune.testing import PII_TYPES, pii_examples
+from tests.conftest import write_beir
+
+runner = CliRunner()
+EMAIL, CARD, SSN = "maria.lopez@hospital.org", "4111 1111 1111 1111", "536-22-1987"
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(GovernanceConfig())
+
+
+def test_precision_and_recall_per_type_on_a_labeled_set(detector: Detector) -> None:
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for text, labels in pii_examples(seed=7, per_type=40):
+        found = [(f.type, text[f.start : f.end]) for f in detector.find(text)]
+        for kind, value in labels:
+            if any(k == kind and (value in v or v in value) for k, v in found):
+                tp[kind] += 1
+            else:
+                fn[kind] += 1
+        for kind, v in found:
+            if not any(k == kind and (value in v or v in value) for k, value in labels):
+                fp[kind] += 1
+    for kind in PII_TYPES:
+        assert tp[kind] / (tp[kind] + fp[kind]) >= 0.95, (kind, tp[kind], fp[kind])
+        assert tp[kind] / (tp[kind] + fn[kind]) >= 0.95, (kind, tp[kind], fn[kind])
+
+
+def test_context_decides_birth_dates_and_bare_numbers(detector: Detector) -> None:
+    def kinds(text: str) -> list[str]:
+        return [f.type for f in detector.find(text)]
+
+    assert kinds("DOB: 03/14/1985, filed 2021-12-31") == ["dob"]
+    assert kinds("The notes mature on 03/14/2029.") == []
+    assert kinds("Fax: 2127015165") == ["phone"]
+    assert kinds("Revenue of 2127015165 dollars") == []
+    assert kinds("card 4111 1111 1111 1112") == []  # fails Luhn
+
+
+def test_user_patterns_and_config_errors() -> None:
+    config = GovernanceConfig(types=[], patterns=[{"name": "mrn", "regex": r"\bMRN-\d{6}\b"}])
+    found = Detector(config).find("chart MRN-123456 reviewed")
+    assert [(f.type, f.start) for f in found] == [("mrn", 6)]
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        GovernanceConfig(patterns=[{"name": "bad", "regex": "("}])
+    with pytest.raises(ValueError, match="unknown type"):
+        GovernanceConfig(types=["passport"])
+
+
+def _planted(tmp_path: Path) -> Path:
+    docs = [
+        {"_id": "d1", "title": "Intake", "text": f"Reach the patient at {EMAIL} today."},
+        {"_id": "d2", "title": "Billing", "text": f"Card {CARD} was charged; SSN {SSN}."},
+        {"_id": "d3", "title": "Notes", "text": "Nothing personal in this one."},
+        {"_id": "d4", "title": "Intake", "text": f"Second visit, same contact {EMAIL}."},
+    ]
+    queries = [
+        {"_id": "q1", "text": f"who wrote from {EMAIL}"},
+        {"_id": "q2", "text": "billing notes"},
+        {"_id": "q3", "text": "anything personal"},
+    ]
+    qrels = [("q1", "d1", 1), ("q2", "d2", 1), ("q2", "d3", 1), ("q3", "d3", 1)]
+    return write_beir(tmp_path / "data", "test", docs=docs, queries=queries, qrels=qrels)
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_mask_mode_reports_counts_not_values(tmp_path: Path) -> None:
+    data = _planted(tmp_path)
+    out = tmp_path / "scan"
+    report = govern(data, ["test"], GovernanceConfig(redact=True), out)
+    assert report["types"]["email"] == {
+        "values": 3,
+        "documents": 2,
+        "queries": 1,
+        "document_ids": ["d1", "d4"],
+        "query_ids": ["q1"],
+    }
+    assert report["types"]["credit_card"]["values"] == 1 and report["types"]["ssn"]["values"] == 1
+    everything = _all_text(out)
+    for value in (EMAIL, CARD, SSN):
+        assert value not in everything
+    redacted = load_beir(out / "data", "test")
+    assert redacted.corpus["d1"].text == "Reach the patient at [EMAIL] today."
+    assert redacted.corpus["d2"].text == "Card [CREDIT_CARD] was charged; SSN [SSN]."
+    assert redacted.queries["q1"] == "who wrote from [EMAIL]"
+    assert redacted.manifest.extra["redaction"]["mode"] == "mask"
+    with pytest.raises(ConfigError, match="already exists"):
+        govern(data, ["test"], GovernanceConfig(redact=True), out)
+
+
+def test_hash_mode_maps_one_value_to_one_token_and_keeps_the_key_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _planted(tmp_path)
+    config = GovernanceConfig(redact=True, mode="hash")
+    monkeypatch.delenv("EMBEDTUNE_REDACT_KEY", raising=False)
+    with pytest.raises(ConfigError, match="EMBEDTUNE_REDACT_KEY"):
+        govern(data, ["test"], config, tmp_path / "nokey")
+    assert not (tmp_path / "nokey").exists()
+    secret = "s3cret-redaction-key-XYZ"
+    monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", secret)
+    govern(data, ["test"], config, tmp_path / "a")
+    corpus = load_beir(tmp_path / "a" / "data", "test").corpus
+    token = corpus["d1"].text.split()[-2]
+    assert token.startswith("[EMAIL:") and token in corpus["d4"].text
+    assert secret not in _all_text(tmp_path / "a") and EMAIL not in _all_text(tmp_path / "a")
+    monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", "another key")
+    govern(data, ["test"], config, tmp_path / "b")
+    assert token not in load_beir(tmp_path / "b" / "data", "test").corpus["d1"].text
+
+
+def test_drop_mode_drops_documents_queries_and_their_judgments(tmp_path: Path) -> None:
+    report = govern(
+        _planted(tmp_path), ["test"], GovernanceConfig(redact=True, mode="drop"), tmp_path / "s"
+    )
+    assert report["redaction"]["dropped_documents"] == 3
+    assert report["redaction"]["dropped_queries"] == 1
+    assert report["redaction"]["dropped_qrels"] == 2  # q1→d1 (both), q2→d2
+    kept = load_beir(tmp_path / "s" / "data", "test")
+    assert sorted(kept.corpus) == ["d3"]
+    assert kept.qrels == {"q2": {"d3": 1}, "q3": {"d3": 1}}
+
+
+def test_scan_cli_prints_counts_and_warns_without_redaction(tmp_path: Path) -> None:
+    data = _planted(tmp_path)
+    result = runner.invoke(app, ["scan", str(data), "--split", "test", "-o", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "email" in result.output and "rerun with --redact" in result.output
+    assert EMAIL not in result.output and not (tmp_path / "s" / "data").exists()
+    findings = [json.loads(x) for x in (tmp_path / "s" / "findings.jsonl").read_text().splitlines()]
+    assert {f["type"] for f in findings} == {"email", "credit_card", "ssn"}
+    bad = runner.invoke(app, ["scan", str(data), "-o", str(tmp_path / "t"), "--mode", "shred"])
+    assert bad.exit_code == 2 and "mode" in bad.output
