@@ -154,3 +154,45 @@ def test_scan_cli_prints_counts_and_warns_without_redaction(tmp_path: Path) -> N
     assert {f["type"] for f in findings} == {"email", "credit_card", "ssn"}
     bad = runner.invoke(app, ["scan", str(data), "-o", str(tmp_path / "t"), "--mode", "shred"])
     assert bad.exit_code == 2 and "mode" in bad.output
+
+
+def _rigged_ner(folder: Path, hf: Path, label: int) -> Path:
+    """A token classifier whose head ignores its input and always says ``label``."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(hf)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "O", 1: "B-PER", 2: "I-PER"},
+        label2id={"O": 0, "B-PER": 1, "I-PER": 2},
+    )
+    model = BertForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(0.0)
+        model.classifier.bias[label] = 8.0
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_names_come_only_from_a_local_ner_model(tmp_path: Path) -> None:
+    from embedtune.testing import build_tiny_model
+
+    text = "alice smith visited the ward"
+    hf = build_tiny_model(tmp_path / "tiny", [text]).parent / "hf"
+    everyone = Detector(
+        GovernanceConfig(types=[], ner_model=str(_rigged_ner(tmp_path / "a", hf, 1)))
+    )
+    found = everyone.find(text)
+    assert {f.type for f in found} == {"person"}
+    assert [text[f.start : f.end] for f in found] == text.split()
+    nobody = Detector(GovernanceConfig(types=[], ner_model=str(_rigged_ner(tmp_path / "b", hf, 0))))
+    assert nobody.find(text) == []
+    with pytest.raises(ConfigError, match="ner_model"):
+        Detector(GovernanceConfig(ner_model=str(tmp_path / "missing")))

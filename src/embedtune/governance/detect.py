@@ -169,8 +169,8 @@ class Detector:
         # "x[1::2]" is a valid IPv6 address to the pattern; real ones have 3+ groups
         if rule.type == "ip" and 0 < text.count(":", result.start, result.end) < 3:
             return False
-        if rule.type == "phone" and not 7 <= _digits(text, result.start, result.end) <= 15:
-            return False  # E.164 allows at most 15 digits: longer runs are cards or ids
+        if rule.type == "phone" and not _phone_like(text, result.start, result.end):
+            return False
         if rule.type == "phone" and not _PHONE_SHAPE.fullmatch(text[result.start : result.end]):
             # a bare run of digits ("20212025", "19,377 — 929") is a phone number to
             # phonenumbers but in filings and tables is almost always an amount or a year
@@ -210,7 +210,6 @@ class _NerModel:
             model=path,
             tokenizer=path,
             aggregation_strategy="simple",
-            model_kwargs={"local_files_only": True},
         )
 
     def find(self, text: str) -> list[Finding]:
@@ -225,8 +224,16 @@ class _NerModel:
         return out
 
 
-def _digits(text: str, start: int, end: int) -> int:
-    return sum(c.isdigit() for c in text[start:end])
+def _phone_like(text: str, start: int, end: int) -> bool:
+    """Rules out what python-phonenumbers accepts but text means otherwise."""
+    value = text[start:end]
+    if not 7 <= sum(c.isdigit() for c in value) <= 15:
+        return False  # E.164 allows at most 15 digits: longer runs are cards or ids
+    if start > 0 and text[start - 1] in ",.0123456789":
+        return False  # the tail of a larger number, as in run-together table cells
+    if end < len(text) and text[end].isdigit():
+        return False
+    return not re.match(r"\d\.\d", value)  # "0.123 0.456": decimals, not a number
 
 
 def _introduces(before: str, word: str) -> bool:
