@@ -26,6 +26,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy src
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -41,7 +41,9 @@ def _lengths(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, Any
     """Document lengths in tokens against the model's limit: truncation and text lost."""
     lengths = np.zeros(len(texts), dtype=np.int64)
     for start in range(0, len(texts), 256):
-        ids = tokenizer(texts[start : start + 256], add_special_tokens=False)["input_ids"]
+        batch = texts[start : start + 256]
+        # verbose=False: lengths past the model limit are the point here, not a mistake
+        ids = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
         lengths[start : start + len(ids)] = [len(x) for x in ids]
     kept = np.minimum(lengths, max_tokens)
     edges = sorted({0, *np.linspace(0, max(int(lengths.max()), max_tokens + 1), 31).astype(int)})
@@ -163,7 +165,9 @@ def analyze_corpus(
     ref_frag = fragmentation(reference, ids, unk)
     passage_settings = passages or PassageConfig()
     split_docs = split_passages(docs, tokenizer, passage_settings)
-    position_limit = getattr(st[0].auto_model.config, "max_position_embeddings", None)
+    transformer: Any = st[0]
+    position_limit = getattr(transformer.auto_model.config, "max_position_embeddings", None)
+    max_tokens = int(st.max_seq_length or tokenizer.model_max_length) - 2  # [CLS] and [SEP]
     report: dict[str, Any] = {
         "data": dataset.manifest.to_dict(),
         "model": {
@@ -180,8 +184,7 @@ def analyze_corpus(
             "share_3plus": round(corpus_frag.share_3plus - ref_frag.share_3plus, 4),
         },
         "top_terms": _top_terms(tokenizer, counts, ids, settings),
-        # special tokens take 2 of the model's positions
-        "lengths": _lengths(tokenizer, texts, st.max_seq_length - 2),
+        "lengths": _lengths(tokenizer, texts, max_tokens),
         "passages": {
             **passage_settings.model_dump(),
             "count": len(split_docs),

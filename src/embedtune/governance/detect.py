@@ -81,7 +81,7 @@ def _email_recognizer() -> Any:
     # bundled in the wheel is used instead, so scanning never goes online.
     offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(offline(pattern_text.rsplit("@", 1)[-1]).suffix)
 
@@ -115,14 +115,12 @@ def _rules(config: GovernanceConfig) -> list[_Rule]:
             return _Rule(kind, IpRecognizer(), "IP_ADDRESS", min_score=0.6)
         if kind == "dob":  # a date is personal data here only next to born/DOB/birth
             extra = [Pattern(f"word date {i}", p, 0.6) for i, p in enumerate(_WORD_DATES)]
-            recognizer = DateRecognizer(patterns=DateRecognizer.PATTERNS + extra)
-            return _Rule(
-                kind, recognizer, "DATE_TIME", context=DOB_CONTEXT, always_needs_context=True
-            )
+            dates = DateRecognizer(patterns=DateRecognizer.PATTERNS + extra)
+            return _Rule(kind, dates, "DATE_TIME", context=DOB_CONTEXT, always_needs_context=True)
         if kind == "secret":
             patterns = [Pattern(name, regex, 1.0) for name, regex in _SECRETS.items()]
-            recognizer = PatternRecognizer(supported_entity="SECRET", patterns=patterns)
-            return _Rule(kind, recognizer, "SECRET")
+            secrets = PatternRecognizer(supported_entity="SECRET", patterns=patterns)
+            return _Rule(kind, secrets, "SECRET")
         raise ConfigError(f"unknown governance type '{kind}'")
 
     rules = [make(kind) for kind in config.types]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from embedtune.corpus.load import beir_splits, load_beir
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
+from embedtune.evaluate.metrics import Run
 from embedtune.io import sha256_text, write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
@@ -370,15 +371,20 @@ def train_model(
     pairs, dev, info = _prepare_data(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
-    prompts = {"query_prompt": config.query_prompt, "doc_prompt": config.doc_prompt}
-    base_run, bm25_run = dev.search(model, **prompts, cached_as=ref), dev.bm25_search()
+
+    def base_search(dev: DevSet) -> Run:
+        return dev.search(
+            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
+        )
+
+    base_run, bm25_run = base_search(dev), dev.bm25_search()
     if config.dev_pool is not None:
         full_size = len(dev.doc_ids)
         dev = dev.pooled([base_run, bm25_run], config.dev_pool)
         info["dev"]["corpus"] = (
             f"{len(dev.doc_ids)} of {full_size} documents (pool {config.dev_pool})"
         )
-        base_run, bm25_run = dev.search(model, **prompts, cached_as=ref), dev.bm25_search()
+        base_run, bm25_run = base_search(dev), dev.bm25_search()
     baseline = {"base": dev.score(base_run), "bm25": dev.score(bm25_run)}
     logger.info(
         "dev before training: base %.4f, bm25 %.4f nDCG@10",
