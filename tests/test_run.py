@@ -142,8 +142,8 @@ def test_redacted_run_leaves_no_planted_value_or_secret_in_any_artefact(
     govern = json.loads((run / "stages" / "govern.json").read_text())
     found = govern["reports"]["train"]["types"]
     assert {k: v["values"] for k, v in found.items()} == {"email": 1, "ssn": 1, "phone": 1}
-    assert govern["data"]["train"] == str(run / "data" / "train")
-    redacted = (run / "data" / "train" / "corpus.jsonl").read_text()
+    assert govern["data"]["train"] == str(run / "redacted" / "train")
+    redacted = (run / "redacted" / "train" / "corpus.jsonl").read_text()
     assert "contact [EMAIL:" in redacted and "ssn [SSN:" in redacted
     card = (run / "model" / "README.md").read_text()
     assert '"mode": "hash"' in card  # the manifest says which redaction the model saw

@@ -196,3 +196,30 @@ def test_names_come_only_from_a_local_ner_model(tmp_path: Path) -> None:
     assert nobody.find(text) == []
     with pytest.raises(ConfigError, match="ner_model"):
         Detector(GovernanceConfig(ner_model=str(tmp_path / "missing")))
+
+
+def test_run_stage_keeps_each_layout_and_scans_a_shared_folder_once(tmp_path: Path) -> None:
+    from embedtune.governance.run_stage import govern_sources
+
+    parent = tmp_path / "fin"
+    write_beir(parent / "train", "train")
+    write_beir(parent / "test", "test")
+    shared = _planted(tmp_path)  # flat, holding the test split
+    config = GovernanceConfig(redact=True)
+    run = tmp_path / "run"
+    split_layout = govern_sources(
+        {"train": (str(parent), ["train"]), "test": (str(parent), ["test"])}, config, run
+    )
+    assert split_layout["data"] == {
+        "train": str(run / "redacted" / "train"),
+        "test": str(run / "redacted" / "test"),
+    }
+    assert load_beir(split_layout["data"]["test"], "test").qrels
+    assert sorted(split_layout["reports"]) == ["test-test", "train-train"]
+    run2 = tmp_path / "run2"
+    one = govern_sources(
+        {"train": (str(shared), ["test"]), "test": (str(shared), ["test"])}, config, run2
+    )
+    assert one["data"]["train"] == one["data"]["test"] == str(run2 / "redacted" / "train")
+    assert list(one["reports"]) == ["train"]
+    assert "[EMAIL]" in load_beir(one["data"]["test"], "test").queries["q1"]

@@ -27,9 +27,9 @@ def govern_sources(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Scan each BEIR folder behind ``sources`` (role → (path, splits)) once, reports in
-    ``folder/governance/``; with redaction on, redacted copies in ``folder/data/<role>`` laid
+    ``folder/governance/``; with redaction on, redacted copies in ``folder/redacted/<role>`` laid
     out like the originals, and the paths later stages must read instead."""
-    for leftover in (folder / "governance", folder / "data"):  # an unfinished earlier try
+    for leftover in (folder / "governance", folder / "redacted"):  # an unfinished earlier try
         shutil.rmtree(leftover, ignore_errors=True)
     jobs: dict[Path, list[str]] = {}
     target: dict[Path, Path] = {}  # folder scanned → where its redacted copy goes
@@ -42,17 +42,17 @@ def govern_sources(
             if split not in jobs[root]:
                 jobs[root].append(split)
             if root not in target:
-                target[root] = folder / "data" / role / root.relative_to(base)
+                target[root] = folder / "redacted" / role / root.relative_to(base)
         first = resolve_beir(base, splits[0])
         # the role reads its redacted copy laid out like the original: flat, or with split
-        # subfolders (finance10k/test → data/test/test, read as data/test with split test)
+        # subfolders (finance10k/test → redacted/test/test, read as redacted/test, split test)
         copy = target[first]
         for _ in first.relative_to(base).parts:
             copy = copy.parent
         paths[role] = str(copy)
     reports = {}
     for root, splits in jobs.items():
-        name = "-".join(target[root].relative_to(folder / "data").parts)
+        name = "-".join(target[root].relative_to(folder / "redacted").parts)
         out = folder / "governance" / name
         report = govern(root, splits, config, out, skip_bad=skip_bad, progress=progress)
         if config.redact:
