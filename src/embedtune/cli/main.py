@@ -30,20 +30,14 @@ err_console = Console(stderr=True)
 
 
 def _setup_logging(verbose: bool) -> None:
+    # Other libraries speak at WARNING and above (some log chatty INFO lines straight to the
+    # root logger); embedtune's own progress is INFO, or DEBUG with --verbose.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
     )
-    for noisy in (
-        "sentence_transformers",
-        "transformers",
-        "bm25s",
-        "httpx",
-        "urllib3",
-        "presidio-analyzer",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("embedtune").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _fail(message: str) -> None:
@@ -543,6 +537,66 @@ def scan(
     elif report["found"]:
         console.print("[yellow]personal data found[/]: rerun with --redact before training on it")
     console.print(f"report: {output / 'report.json'}")
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Argument(help="model folder ('base' = the default model)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="new folder for the export")],
+    formats: Annotated[
+        str, typer.Option(help="comma-separated: onnx, onnx-int8, torch-export, torchscript")
+    ] = "onnx,onnx-int8,torch-export",
+    eval_data: Annotated[
+        str | None, typer.Option(help="BEIR data whose split checks int8 retrieval quality")
+    ] = None,
+    eval_split: Annotated[str, typer.Option(help="split of --eval-data")] = "test",
+    no_eval: Annotated[
+        bool, typer.Option("--no-eval", help="skip the int8 retrieval check (recorded)")
+    ] = False,
+    verbose: bool = False,
+) -> None:
+    """Export to ONNX fp32/int8 and a torch.export program, each checked against PyTorch."""
+    _setup_logging(verbose)
+
+    def build() -> dict[str, Any]:
+        from embedtune.export.config import ExportConfig
+        from embedtune.export.export import export_model
+
+        config = ExportConfig.model_validate(
+            {"formats": _split_list(formats), "eval_data": eval_data, "eval_split": eval_split}
+        )
+        if "onnx-int8" in config.formats and eval_data is None and not no_eval:
+            raise ConfigError(
+                "int8 is checked on retrieval quality: give --eval-data DATA [--eval-split "
+                "SPLIT], or --no-eval to skip the check (export.json records that it was skipped)"
+            )
+        return export_model(model, output, config)
+
+    meta = _run(build)
+    table = Table(title=f"export of {meta['source']['name']} → {output}")
+    for column in ("format", "file", "MB", "min cosine", "nDCG@10"):
+        table.add_column(column, justify="left" if column in ("format", "file") else "right")
+    ndcg = meta["parity"].get("eval", {}).get("ndcg@10", {}) if "eval" in meta["parity"] else {}
+    if ndcg:
+        table.add_row("pytorch", "", "", "", f"{ndcg['pytorch']:.4f}")
+    for name, file in meta["files"].items():
+        check = meta["parity"].get(name, {})
+        table.add_row(
+            name,
+            file,
+            f"{meta['sizes'][name] / 1e6:.1f}",
+            f"{check['min_cosine']:.6f}" if "min_cosine" in check else "",
+            f"{ndcg[name]:.4f}" if name in ndcg else "",
+        )
+    console.print(table)
+    int8 = meta["parity"].get("int8", {})
+    if isinstance(int8.get("eval"), str):
+        console.print(f"[yellow]{int8['eval']}[/]")
+    if int8.get("ok") is False:
+        _fail(
+            f"int8 loses {int8['ndcg_drop']:.4f} nDCG@10 against PyTorch, more than allowed; "
+            f"the export is written to {output} but marked not ok in export.json"
+        )
 
 
 @app.command("run")

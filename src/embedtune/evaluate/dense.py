@@ -19,6 +19,7 @@ from embedtune.io import atomic_open
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from embedtune.export.encoder import OnnxEncoder
     from embedtune.models import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class DenseEncoder:
     settings and the hash of each chunk's texts, so a repeated evaluation does not re-encode.
     """
 
-    model: SentenceTransformer
+    model: SentenceTransformer | OnnxEncoder  # anything with encode() and max_seq_length
     ref: ModelRef
     query_prompt: str = ""
     doc_prompt: str = ""
