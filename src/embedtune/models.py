@@ -41,16 +41,17 @@ def _default_model_path() -> Path:
 
 
 @lru_cache(maxsize=16)
-def folder_sha256(path: str) -> str:
+def folder_sha256(path: str, exclude: tuple[str, ...] = ("README.md",)) -> str:
     """Content hash of a model folder: every file's relative path and bytes.
 
-    Model cards (README.md) are excluded so re-writing a card does not change the identity.
+    Files named in ``exclude`` are left out: model cards (README.md) by default, so re-writing
+    a card does not change the identity.
     """
     root = Path(path)
     digest = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = file.relative_to(root).as_posix()
-        if rel == "README.md" or "/." in f"/{rel}" or rel.startswith("checkpoint"):
+        if rel in exclude or "/." in f"/{rel}" or rel.startswith("checkpoint"):
             continue
         digest.update(rel.encode() + b"\0")
         with open(file, "rb") as handle:

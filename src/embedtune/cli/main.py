@@ -599,6 +599,104 @@ def export_command(
         )
 
 
+registry_app = typer.Typer(
+    help="Immutable, content-addressed model versions with lineage; tags that move.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+RegistryOption = Annotated[
+    Path,
+    typer.Option(
+        "--registry",
+        envvar="EMBEDTUNE_REGISTRY",
+        help="registry folder (default ./registry, or $EMBEDTUNE_REGISTRY)",
+    ),
+]
+
+
+def _registry(root: Path) -> Any:
+    from embedtune.registry.registry import Registry
+
+    return Registry(root)
+
+
+@registry_app.command("add")
+def registry_add(
+    path: Annotated[Path, typer.Argument(help="a model folder, or an export folder")],
+    registry: RegistryOption = Path("registry"),
+    report: Annotated[
+        Path | None, typer.Option(help="eval report.json to keep with the version")
+    ] = None,
+    parent: Annotated[str | None, typer.Option(help="parent version (id or tag)")] = None,
+    name: Annotated[str | None, typer.Option(help="a readable name")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="for an export: its version (default: found by hash)")
+    ] = None,
+) -> None:
+    """Add a model as a version (the same content twice is one version), or an export as a
+    child of its version."""
+    _setup_logging(False)
+    if (path / "export.json").is_file():
+        record = _run(lambda: _registry(registry).add_export(path, version))
+        console.print(f"export {record['id']} of version {record['version']}")
+        return
+    record = _run(lambda: _registry(registry).add(path, report=report, parent=parent, name=name))
+    console.print(f"version {record['id']} ({record['name']})")
+
+
+@registry_app.command("list")
+def registry_list(registry: RegistryOption = Path("registry")) -> None:
+    """Every version, oldest first, with its tags and nDCG@10 of its eval report."""
+    reg = _registry(registry)
+    versions = _run(reg.versions)
+    tags = reg.tags()
+    table = Table(title=f"registry {registry}")
+    for column in ("id", "name", "created", "tags", "base model", "tuned nDCG@10"):
+        table.add_column(column)
+    for v in versions:
+        metrics = (v.get("eval") or {}).get("metrics", {})
+        best = next((metrics[s] for s in ("tuned-maxp", "tuned") if s in metrics), None)
+        table.add_row(
+            v["id"],
+            v["name"],
+            v["created"],
+            ", ".join(sorted(t for t, i in tags.items() if i == v["id"])),
+            str((v["lineage"].get("base_model") or {}).get("name", "")),
+            f"{best:.4f}" if best is not None else "",
+        )
+    console.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    version: Annotated[str, typer.Argument(help="id, id prefix or tag")],
+    registry: RegistryOption = Path("registry"),
+) -> None:
+    """A version's full record: lineage, eval summary, tags, exports, model path."""
+    console.print_json(json.dumps(_run(lambda: _registry(registry).show(version))))
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[str, typer.Argument(help="id, id prefix or tag")],
+    tag: Annotated[str, typer.Argument(help="tag to point at it, e.g. production")],
+    registry: RegistryOption = Path("registry"),
+) -> None:
+    """Move a tag to a version (versions themselves never change)."""
+    tags = _run(lambda: _registry(registry).promote(version, tag))
+    console.print(f"{tag} → {tags[tag]}")
+
+
+@registry_app.command("diff")
+def registry_diff(
+    a: Annotated[str, typer.Argument(help="version (id, prefix or tag)")],
+    b: Annotated[str, typer.Argument(help="version (id, prefix or tag)")],
+    registry: RegistryOption = Path("registry"),
+) -> None:
+    """What differs between two versions: lineage, config, eval metrics."""
+    console.print_json(json.dumps(_run(lambda: _registry(registry).diff(a, b))))
+
+
 @app.command("run")
 def run_command(
     config_file: Annotated[
