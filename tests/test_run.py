@@ -48,6 +48,9 @@ def test_run_does_every_stage_once_and_resumes(
     report = json.loads((run / "eval" / "report.json").read_text())
     assert set(report["systems"]) >= {"bm25", "base-maxp", "tuned-maxp", "tuned-hybrid"}
     assert report["models"]["tuned"]["passages"]["window"] == 12
+    chosen = json.loads((run / "model" / "embedtune.json").read_text())["fusion"]
+    assert report["fusion"]["tuned"]["weight"] == chosen["tuned"]["weight"]
+    assert report["fusion"]["base"]["weight"] == chosen["base"]["weight"]
     assert (run / "model.work" / "pairs.jsonl").is_file()
     # a finished stage is not redone: drop the evaluation only and rerun
     model_mtime = (run / "model" / "model.safetensors").stat().st_mtime_ns

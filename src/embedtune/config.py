@@ -4,7 +4,7 @@ every output of ``embedtune run``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,6 +34,8 @@ class RunEvalConfig(BaseModel):
     systems: list[str] | None = None
     metrics: list[str] | None = None
     ignore_identical_ids: bool = False
+    # hybrids fuse with the weights chosen on dev during training (rrf: reciprocal rank)
+    fusion: Literal["rrf", "dev"] = "dev"
 
 
 class RunConfig(BaseModel):

@@ -69,6 +69,7 @@ def _eval_config(
         "model": str(folder / "model"),
         "base_model": base_model,
         "ignore_identical_ids": config.eval.ignore_identical_ids,
+        "fusion": config.eval.fusion,
         "skip_bad": config.data.skip_bad,
         "show_progress": progress,
     }

@@ -115,6 +115,11 @@ def test_weighted_fusion_weight_is_tuned_off_the_test_split(
     ).report
     assert 0.0 <= report["fusion"]["base"]["weight"] <= 1.0
     assert report["fusion"]["base"]["tuned_on"].endswith(":dev")
+    # dev: the weights chosen when the tuned model was trained; a model without them is refused
+    with pytest.raises(ConfigError, match="--fusion dev"):
+        run_evaluation(
+            _config(data, tiny_model, model=str(tiny_model), systems=["tuned-hybrid"], fusion="dev")
+        )
 
 
 def test_ignore_identical_ids_only_when_asked(tmp_path: Path, tiny_model: Path) -> None:

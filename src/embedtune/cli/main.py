@@ -183,7 +183,13 @@ def eval_command(
     doc_prompt: Annotated[str | None, typer.Option(help="prefix for documents")] = None,
     window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
-    fusion: Annotated[str, typer.Option(help="rrf | weighted")] = "rrf",
+    fusion: Annotated[
+        str,
+        typer.Option(
+            help="rrf | weighted (weight chosen on --tune-data/--tune-split) | dev (the "
+            "weights chosen on dev when --model was trained)"
+        ),
+    ] = "rrf",
     tune_data: Annotated[
         str | None, typer.Option(help="train/dev data for the fusion weight")
     ] = None,

@@ -35,7 +35,9 @@ class EvalConfig(BaseModel):
     passages: PassageConfig | None = Field(
         default=None, description="None: the window stored with the model, else the defaults"
     )
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    # rrf: reciprocal rank; weighted: a weight chosen on --tune-data/--tune-split; dev: the
+    # weights the tuned model's training chose on its dev queries (stored in embedtune.json)
+    fusion: Literal["rrf", "weighted", "dev"] = "rrf"
     tune_data: str | None = Field(default=None, description="train/dev data for fusion weights")
     tune_split: str | None = None
     ignore_identical_ids: bool = False

@@ -146,6 +146,18 @@ def _dense_runs(
     return runs
 
 
+def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]:
+    """The weight the tuned model's training chose on its dev queries for this family."""
+    fusion = model_settings(resolve_model(config.model)).get("fusion") if config.model else None
+    if not fusion or family not in fusion:
+        raise ConfigError(
+            "--fusion dev reads the fusion weights chosen on dev during training from the "
+            "tuned model's embedtune.json; give --model with a model trained by this version "
+            "of embedtune, or use --fusion rrf"
+        )
+    return float(fusion[family]["weight"]), {"tuned_on": fusion.get("tuned_on", "dev")}
+
+
 def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, Any]]:
     """Fusion weight chosen on train/dev queries (never the evaluated split)."""
     if not config.tune_data or not config.tune_split:
@@ -215,7 +227,11 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
                     [family_runs["maxp"], runs["bm25"]], depth=config.depth
                 )
             else:
-                weight, info = _tuned_weight(model, config)
+                weight, info = (
+                    _dev_weight(family, config)
+                    if config.fusion == "dev"
+                    else _tuned_weight(model, config)
+                )
                 fusion_info[family] = {"weight": weight, **info}
                 runs[f"{family}-hybrid"] = weighted(
                     family_runs["maxp"], runs["bm25"], weight, depth=config.depth

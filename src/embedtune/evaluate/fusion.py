@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from embedtune.corpus.types import Qrels
 from embedtune.evaluate.metrics import Run, mean, per_query, ranked
@@ -70,3 +71,12 @@ def choose_weight(
     }
     best = max(points, key=lambda w: (curve[f"{w:.2f}"], -w))
     return best, curve
+
+
+def dev_fusion(dense: dict[str, Run], sparse: Run, qrels: Qrels) -> dict[str, Any]:
+    """The weighted-fusion weight of each dense run with ``sparse``, chosen on dev ``qrels``."""
+    out: dict[str, Any] = {}
+    for family, run in dense.items():
+        weight, curve = choose_weight(run, sparse, qrels)
+        out[family] = {"weight": weight, "curve": curve}
+    return out

@@ -13,6 +13,17 @@ def _row(name: str, metrics: dict[str, float]) -> str:
     )
 
 
+def _fusion_line(settings: dict[str, Any]) -> str:
+    fusion = settings.get("fusion")
+    if not fusion:
+        return ""
+    return (
+        f"Hybrid with BM25: weighted sum of min-max-normalised scores, dense weight "
+        f"{fusion['tuned']['weight']:.2f} for this model and {fusion['base']['weight']:.2f} for "
+        f"the base model, chosen on {fusion['tuned_on']}.\n"
+    )
+
+
 def render_card(settings: dict[str, Any]) -> str:
     """Base model, data, config, seed and dev metrics against base and BM25, with the outcome."""
     dev = settings["dev"]
@@ -42,6 +53,7 @@ Made by embedtune with the `{settings["strategy"]}` strategy. Loads anywhere wit
 {_row("base (max-passage)", dev["base"])}
 {_row("tuned (max-passage)", dev["tuned"])}
 
+{_fusion_line(settings)}
 Documents are scored by their best passage: windows of {settings["passages"]["window"]} tokens,
 stride {settings["passages"]["stride"]} (stored in `embedtune.json`). Held-out test numbers come
 from `embedtune eval DATA --split test --model <this folder>`.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from embedtune.corpus.load import beir_splits, load_beir
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
+from embedtune.evaluate.fusion import dev_fusion
 from embedtune.evaluate.metrics import Run
 from embedtune.io import sha256_text, write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
@@ -448,11 +449,16 @@ def train_model(
         logger.info("no complete checkpoint in %s; starting from the beginning", work)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = strategy.finalize(trainer.model)
-    # The best checkpoint was evaluated during training; re-evaluate only after a resume,
-    # when that evaluation happened in the killed process.
-    tuned = evaluator.history.get(_best_step(trainer) or -1) or dev.evaluate(
-        model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
-    )
+    # The best checkpoint's dev run, once more: its metrics go on the card, and with the base
+    # and BM25 dev runs it chooses the hybrid fusion weights (stored with the model, so the
+    # test evaluation never tunes anything on test queries).
+    tuned_run = dev.search(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt)
+    tuned = dev.score(tuned_run)
+    info["fusion"] = {
+        "method": "weighted",
+        "tuned_on": f"dev ({len(dev.queries)} queries)",
+        **dev_fusion({"base": base_run, "tuned": tuned_run}, bm25_run, dev.qrels),
+    }
     settings = _settings(
         config,
         ref,
@@ -511,7 +517,8 @@ def _settings(
         "strategy": config.strategy,
         "config": config.model_dump(mode="json"),
         "seed": config.seed,
-        "data": info,
+        "data": {k: v for k, v in info.items() if k != "fusion"},
+        "fusion": info.get("fusion"),
         "pairs": n_pairs,
         "dev": {
             "base": baseline["base"],
