@@ -703,6 +703,75 @@ def registry_diff(
     console.print_json(json.dumps(_run(lambda: _registry(registry).diff(a, b))))
 
 
+@app.command("index")
+def index_command(
+    data: Annotated[Path, typer.Argument(help="BEIR folder whose corpus to index")],
+    version: Annotated[str, typer.Option(help="registry version (id, prefix or tag)")],
+    index: Annotated[Path, typer.Option("--index", help="index folder")] = Path("index"),
+    registry: RegistryOption = Path("registry"),
+    split: Annotated[str | None, typer.Option(help="split (for split subfolders)")] = None,
+    backend: Annotated[str, typer.Option(help="lancedb (embedded) | qdrant")] = "lancedb",
+    url: Annotated[str | None, typer.Option(help="Qdrant server URL (else local mode)")] = None,
+    name: Annotated[
+        str, typer.Option(help="index name (LanceDB pointer / Qdrant alias)")
+    ] = "passages",
+    encoder: Annotated[str, typer.Option(help="torch | fp32 | int8 (an ONNX export)")] = "torch",
+) -> None:
+    """Embed a corpus's passages with a registry version into a new table, then switch the
+    index to it (search never sees a half-built index)."""
+    _setup_logging(False)
+
+    def build() -> dict[str, Any]:
+        from embedtune.index.config import IndexConfig
+        from embedtune.index.index import build_index
+
+        config = IndexConfig.model_validate(
+            {"backend": backend, "path": str(index), "url": url, "name": name, "encoder": encoder}
+        )
+        return build_index(data, split, version, _registry(registry), config)
+
+    built = _run(build)
+    console.print(
+        f"{built['name']} → {built['table']}: {built['passages']} passages of "
+        f"{built['documents']} documents, {built['index']}"
+        + (f" (replaced {built['previous']})" if built["previous"] else "")
+    )
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    index: Annotated[Path, typer.Option("--index", help="index folder")] = Path("index"),
+    registry: RegistryOption = Path("registry"),
+    backend: Annotated[str, typer.Option(help="lancedb | qdrant")] = "lancedb",
+    url: Annotated[str | None, typer.Option(help="Qdrant server URL")] = None,
+    name: Annotated[str, typer.Option(help="index name")] = "passages",
+    k: Annotated[int, typer.Option("-k", help="documents to show")] = 10,
+    version: Annotated[
+        str | None, typer.Option(help="refuse unless the index was built with this version")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="refuse unless the index was built with this encoder")
+    ] = None,
+) -> None:
+    """The top documents for a query (each scored by its best passage)."""
+    _setup_logging(False)
+
+    def find() -> list[dict[str, Any]]:
+        from embedtune.index.config import IndexConfig
+        from embedtune.index.index import search_index
+
+        config = IndexConfig.model_validate(
+            {"backend": backend, "path": str(index), "url": url, "name": name}
+        )
+        return search_index(
+            query, _registry(registry), config, k=k, version=version, encoder=encoder
+        )
+
+    for rank, hit in enumerate(_run(find), start=1):
+        console.print(f"{rank:>3}  {hit['score']:.4f}  {hit['doc_id']}  (passage {hit['passage']})")
+
+
 @app.command("run")
 def run_command(
     config_file: Annotated[

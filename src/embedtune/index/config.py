@@ -1,0 +1,25 @@
+"""Settings of the vector index."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IndexConfig(BaseModel):
+    """Where the vectors live and how they are searched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["lancedb", "qdrant"] = "lancedb"
+    path: str = Field(description="index folder (LanceDB, or Qdrant's local mode)")
+    url: str | None = Field(default=None, description="Qdrant server/cluster URL")
+    name: str = Field(default="passages", pattern=r"^[A-Za-z0-9_-]+$")
+    encoder: Literal["torch", "fp32", "int8"] = "torch"
+    batch_size: int = Field(default=64, ge=1)
+    chunk: int = Field(default=4096, ge=1, description="passages embedded and written at once")
+    # LanceDB IVF-PQ: built once a table holds this many vectors (below, search is exact)
+    ann_min_rows: int = Field(default=2048, ge=256)
+    nprobes: int = Field(default=32, ge=1)
+    refine_factor: int = Field(default=10, ge=1, description="re-rank k × this with full vectors")
