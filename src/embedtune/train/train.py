@@ -152,15 +152,14 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
             super().__init__()
             self.name = "dev"
             self.primary_metric = "ndcg@10"
-            self.history: dict[int, dict[str, float]] = {}
+            self.runs: dict[int, Run] = {}  # dev run per evaluated step (queries × top 100)
 
         def __call__(
             self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
         ) -> dict[str, float]:
-            metrics = dev.evaluate(
-                model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
-            )
-            self.history[int(steps)] = metrics
+            run = dev.search(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt)
+            metrics = dev.score(run)
+            self.runs[int(steps)] = run
             logger.info("dev at step %s: %s", steps, {k: round(v, 4) for k, v in metrics.items()})
             return self.prefix_name_to_metrics(metrics, self.name)
 
@@ -449,10 +448,14 @@ def train_model(
         logger.info("no complete checkpoint in %s; starting from the beginning", work)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = strategy.finalize(trainer.model)
-    # The best checkpoint's dev run, once more: its metrics go on the card, and with the base
+    # The best checkpoint's dev run: its metrics go on the card, and with the base
     # and BM25 dev runs it chooses the hybrid fusion weights (stored with the model, so the
     # test evaluation never tunes anything on test queries).
-    tuned_run = dev.search(model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt)
+    # (evaluated during training; searched again only after a resume, when that evaluation
+    # happened in the killed process)
+    tuned_run = evaluator.runs.get(_best_step(trainer) or -1) or dev.search(
+        model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
+    )
     tuned = dev.score(tuned_run)
     info["fusion"] = {
         "method": "weighted",
