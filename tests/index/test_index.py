@@ -115,6 +115,7 @@ def test_index_and_search_cli(
     assert missing.exit_code == 2 and "no version or tag 'nope'" in missing.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "finance10k").is_dir(), reason="needs ../shared/data")
 def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
     """IVF-PQ (not a flat scan) over the 5,237 finance10k/test passages: the top-10 documents

@@ -716,6 +716,10 @@ def index_command(
         str, typer.Option(help="index name (LanceDB pointer / Qdrant alias)")
     ] = "passages",
     encoder: Annotated[str, typer.Option(help="torch | fp32 | int8 (an ONNX export)")] = "torch",
+    ray_workers: Annotated[
+        int, typer.Option(help="embed on Ray Data with N workers (the ray extra; 0: in process)")
+    ] = 0,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
 ) -> None:
     """Embed a corpus's passages with a registry version into a new table, then switch the
     index to it (search never sees a half-built index)."""
@@ -726,7 +730,15 @@ def index_command(
         from embedtune.index.index import build_index
 
         config = IndexConfig.model_validate(
-            {"backend": backend, "path": str(index), "url": url, "name": name, "encoder": encoder}
+            {
+                "backend": backend,
+                "path": str(index),
+                "url": url,
+                "name": name,
+                "encoder": encoder,
+                "ray_workers": ray_workers,
+                "ray_address": ray_address,
+            }
         )
         return build_index(data, split, version, _registry(registry), config)
 

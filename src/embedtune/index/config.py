@@ -19,6 +19,10 @@ class IndexConfig(BaseModel):
     encoder: Literal["torch", "fp32", "int8"] = "torch"
     batch_size: int = Field(default=64, ge=1)
     chunk: int = Field(default=4096, ge=1, description="passages embedded and written at once")
+    ray_workers: int = Field(
+        default=0, ge=0, description="embed on Ray Data with this many workers (0: in process)"
+    )
+    ray_address: str | None = None
     # LanceDB IVF-PQ: built once a table holds this many vectors (below, search is exact)
     ann_min_rows: int = Field(default=2048, ge=256)
     nprobes: int = Field(default=32, ge=1)

@@ -106,10 +106,28 @@ def build_index(
     store.create(table, int(identity["dimension"]), identity)
     prompt = identity["prompts"].get("document") or None
     doc_index = np.repeat(np.arange(len(docs)), np.diff(passages.bounds))
+    on_ray = None
+    if config.ray_workers:
+        if config.encoder != "torch":
+            raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
+        from embedtune.index.ray_embed import embed_with_ray
+
+        on_ray = embed_with_ray(
+            passages.texts,
+            str(registry.model_path(identity["version"])),
+            batch_size=config.batch_size,
+            prompt=prompt,
+            workers=config.ray_workers,
+            address=config.ray_address,
+        )
     for start in range(0, len(passages), config.chunk):
         texts = passages.texts[start : start + config.chunk]
-        vectors = encoder.encode(
-            texts, batch_size=config.batch_size, prompt=prompt, show_progress_bar=False
+        vectors = (
+            on_ray[start : start + len(texts)]
+            if on_ray is not None
+            else encoder.encode(
+                texts, batch_size=config.batch_size, prompt=prompt, show_progress_bar=False
+            )
         )
         payloads = [
             {
