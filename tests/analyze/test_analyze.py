@@ -72,6 +72,7 @@ def test_analysis_finds_the_gap_the_terms_and_the_truncation(
     assert 0 < lengths["text_lost_share"] < 1
     assert sum(lengths["histogram"]["counts"]) == 6
     assert report["reference"]["name"].startswith("wordfreq") and report["reference"]["version"]
+    assert report["reference"]["words"] > 40_000  # the list's size, not its frequency mass
     advice = " ".join(report["recommendations"])
     assert "fragments this vocabulary" in advice and "best passage" in advice
     saved = json.loads((tmp_path / "out" / "analysis.json").read_text())

@@ -177,7 +177,8 @@ def analyze_corpus(
             "max_seq_length": st.max_seq_length,
             "position_limit": position_limit,
         },
-        "reference": {**about, **ref_frag.to_dict()},
+        # the list's own word count, not the (fractional) frequency mass its weights sum to
+        "reference": {**ref_frag.to_dict(), **about},
         "corpus": {**corpus_frag.to_dict(), "distinct_words": len(counts)},
         "gap": {
             "tokens_per_word": round(corpus_frag.tokens_per_word - ref_frag.tokens_per_word, 4),

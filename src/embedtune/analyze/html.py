@@ -91,7 +91,7 @@ def render_html(report: dict[str, Any]) -> str:
         ("tokens per word", corpus["tokens_per_word"], ref["tokens_per_word"]),
         ("words in 3+ pieces", f"{corpus['share_3plus']:.1%}", f"{ref['share_3plus']:.1%}"),
         ("words with [UNK]", f"{corpus['unk_share']:.2%}", f"{ref['unk_share']:.2%}"),
-        ("words (running)", f"{corpus['words']:,}", f"{ref['words']:,} (weighted)"),
+        ("words", f"{corpus['words']:,} running", f"{ref['words']:,} listed (by frequency)"),
     ]
     table = "".join(
         f"<tr><td>{escape(name)}</td><td class=n>{a}</td><td class=n>{b}</td></tr>"
