@@ -79,6 +79,24 @@ def test_pooled_dev_corpus_keeps_judged_and_candidate_documents() -> None:
     assert pooled.doc_texts == ["text of d1", "text of d3", "text of d4"]
 
 
+def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
+    train_set: Path, train_model_dir: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.corpus.config import PassageConfig
+    from embedtune.corpus.load import load_beir
+
+    model = SentenceTransformer(str(train_model_dir), device="cpu")
+    dataset = load_beir(train_set, "train")
+    ids = [f"q{i}" for i in range(0, 60, 6)]
+    dev = DevSet.from_dataset(dataset, ids, model.tokenizer, PassageConfig(window=12, stride=6))
+    full = dev.search(model)
+    pooled = dev.pooled([full], depth=10)
+    assert len(pooled.doc_ids) < len(dev.doc_ids)
+    assert dev.score(pooled.search(model)) == dev.score(full)  # what training relies on
+
+
 def test_presets_and_strategy_registry() -> None:
     assert TrainConfig.model_validate(preset("default")).epochs == 2
     assert TrainConfig.model_validate(preset("fast")).epochs == 1

@@ -372,19 +372,20 @@ def train_model(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
 
-    def base_search(dev: DevSet) -> Run:
-        return dev.search(
-            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
-        )
-
-    base_run, bm25_run = base_search(dev), dev.bm25_search()
+    base_run = dev.search(
+        model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
+    )
+    bm25_run = dev.bm25_search()
     if config.dev_pool is not None:
         full_size = len(dev.doc_ids)
         dev = dev.pooled([base_run, bm25_run], config.dev_pool)
         info["dev"]["corpus"] = (
             f"{len(dev.doc_ids)} of {full_size} documents (pool {config.dev_pool})"
         )
-        base_run, bm25_run = base_search(dev), dev.bm25_search()
+        # Every document of the base model's run is in the pool, so its run over the pool is
+        # the same run (a document's score does not depend on the others): no re-encoding.
+        # BM25's statistics do change with the corpus, so it searches the pool again.
+        bm25_run = dev.bm25_search()
     baseline = {"base": dev.score(base_run), "bm25": dev.score(bm25_run)}
     logger.info(
         "dev before training: base %.4f, bm25 %.4f nDCG@10",
