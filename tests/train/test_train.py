@@ -97,12 +97,35 @@ def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
     assert dev.score(pooled.search(model)) == dev.score(full)  # what training relies on
 
 
+def test_layers_strategy_trains_only_the_top_layers(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "layers"
+    config = _config(train_model_dir, strategy="layers", freeze_layers=1, max_steps=4)
+    result = train_model(out, config, data=str(train_set))
+    before = load_file(str(train_model_dir / "model.safetensors"))
+    after = load_file(str(out / "model.safetensors"))
+    frozen = [k for k in before if "embeddings" in k or ".layer.0." in k]
+    trained = [k for k in before if ".layer.1." in k]
+    assert frozen and trained
+    assert all(np.array_equal(before[k], after[k]) for k in frozen)
+    assert any(not np.array_equal(before[k], after[k]) for k in trained)
+    counts = result.settings["training"]
+    assert 0 < counts["trainable_parameters"] < counts["parameters"]
+    with pytest.raises(ConfigError, match="must leave at least one"):
+        train_model(
+            tmp_path / "x",
+            _config(train_model_dir, strategy="layers", freeze_layers=2),
+            data=str(train_set),
+        )
+
+
 def test_presets_and_strategy_registry() -> None:
     assert TrainConfig.model_validate(preset("default")).epochs == 2
     assert TrainConfig.model_validate(preset("fast")).epochs == 1
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         preset("quick")
-    with pytest.raises(ConfigError, match="unknown strategy 'lora': available: full"):
+    with pytest.raises(ConfigError, match="unknown strategy 'lora': available: full, layers"):
         get_strategy("lora")
 
 

@@ -20,6 +20,9 @@ class TrainConfig(BaseModel):
 
     base_model: str = "base"
     strategy: str = "full"
+    freeze_layers: int | None = Field(
+        default=None, ge=0, description="strategy 'layers': bottom layers frozen (default half)"
+    )
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
     mini_batch_size: int = Field(default=16, ge=1, description="cached_mnrl forward chunk")
     matryoshka_dims: list[int] | None = None

@@ -368,6 +368,7 @@ def train_model(
     model = load_model(ref, device=config.device)
     if config.max_seq_length:
         model.max_seq_length = config.max_seq_length
+    model = strategy.prepare(model, config)  # before any work: a bad setting fails at once
     pairs, dev, info = _prepare_data(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
@@ -392,7 +393,6 @@ def train_model(
         baseline["base"]["ndcg@10"],
         baseline["bm25"]["ndcg@10"],
     )
-    model = strategy.prepare(model, config)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     negatives = config.pairs.negatives.per_query
     train_set = _training_dataset(pairs, negatives, config.seed)
