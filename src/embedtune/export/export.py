@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.load import load_beir
+from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError, EmbedtuneError, require
 from embedtune.export.config import ExportConfig
 from embedtune.export.encoder import EXPORT_FILE, OnnxEncoder
@@ -42,15 +44,12 @@ class ParityError(EmbedtuneError):
     """An export does not reproduce the PyTorch model closely enough."""
 
 
-def _sample(config: ExportConfig) -> list[str]:
+def _sample(config: ExportConfig, dataset: Dataset | None) -> list[str]:
     """Texts of many lengths, so short ones are padded next to long ones in a batch: the
     fixed examples, then the eval corpus's documents (or variations of the examples)."""
     texts = list(SAMPLE)
-    if config.eval_data is not None:
-        from embedtune.corpus.load import load_beir
-
-        corpus = load_beir(config.eval_data, config.eval_split).corpus.values()
-        texts += [d.full_text for d in corpus]
+    if dataset is not None:
+        texts += [d.full_text for d in dataset.corpus.values()]
     words = " ".join(SAMPLE).split()
     while len(texts) < config.parity_texts:
         n = len(texts)
@@ -154,17 +153,19 @@ def _run_torch(fn: Any, st: Any, spec: EncoderSpec, texts: list[str], batch: int
 
 
 def _retrieval(
-    encoders: dict[str, Any], ref: Any, st: Any, config: ExportConfig, prompts: dict[str, str]
+    encoders: dict[str, Any],
+    ref: Any,
+    st: Any,
+    config: ExportConfig,
+    dataset: Dataset,
+    prompts: dict[str, str],
 ) -> dict[str, Any]:
     """nDCG@10 of max-passage dense search with each encoder on the named eval split."""
-    from embedtune.corpus.load import load_beir
     from embedtune.corpus.passages import split_passages
     from embedtune.evaluate.dense import DenseEncoder, dense_search
     from embedtune.evaluate.evaluate import model_settings
     from embedtune.evaluate.metrics import mean, per_query
 
-    assert config.eval_data is not None
-    dataset = load_beir(config.eval_data, config.eval_split)
     queries = dataset.judged_queries()
     docs = list(dataset.corpus.values())
     window = PassageConfig(**model_settings(ref).get("passages", {}))
@@ -209,7 +210,9 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
     ref = resolve_model(model)
     st = load_model(ref, device="cpu")
     module, spec = embedding_module(st)
-    sample = _sample(config)
+    # the eval split is read once: sample texts for the cosine check, queries for int8
+    dataset = load_beir(config.eval_data, config.eval_split) if config.eval_data else None
+    sample = _sample(config, dataset)
     reference = np.asarray(st.encode(sample, batch_size=config.batch_size), dtype=np.float32)
     args = _tokens(st, spec, sample[:4])
     settings = model_settings(ref)
@@ -266,7 +269,7 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
                     f"{variant} export drifts from PyTorch: min cosine {check['min_cosine']:.6f} "
                     f"< {config.min_cosine} on {len(sample)} texts; nothing was written"
                 )
-        _check_int8(meta, config, tmp, st, ref)
+        _check_int8(meta, config, tmp, st, ref, dataset)
         meta["sizes"] = {k: (tmp / f).stat().st_size for k, f in meta["files"].items()}
         meta["sha256"] = {k: sha256_file(tmp / f) for k, f in meta["files"].items()}
         write_json(tmp / EXPORT_FILE, meta)
@@ -276,17 +279,24 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
     return meta
 
 
-def _check_int8(meta: dict[str, Any], config: ExportConfig, tmp: Path, st: Any, ref: Any) -> None:
+def _check_int8(
+    meta: dict[str, Any],
+    config: ExportConfig,
+    tmp: Path,
+    st: Any,
+    ref: Any,
+    dataset: Dataset | None,
+) -> None:
     """int8 parity on retrieval: nDCG@10 within ``max_ndcg_drop`` of PyTorch, or 'skipped'."""
     if "int8" not in meta["files"]:
         return
-    if config.eval_data is None:
+    if dataset is None:
         meta["parity"]["int8"]["eval"] = "skipped (--no-eval): int8 retrieval quality unchecked"
         meta["parity"]["int8"]["ok"] = None
         return
     prompts = dict(meta["encoder"]["prompts"])
     encoders = {"pytorch": st, **{v: OnnxEncoder(tmp, v) for v in meta["files"] if v in FILES}}
-    result = _retrieval(encoders, ref, st, config, prompts)
+    result = _retrieval(encoders, ref, st, config, dataset, prompts)
     drop = result["ndcg@10"]["pytorch"] - result["ndcg@10"]["int8"]
     meta["parity"]["eval"] = result
     meta["parity"]["int8"]["ndcg_drop"] = round(drop, 5)

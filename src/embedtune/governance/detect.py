@@ -172,14 +172,16 @@ class Detector:
         if rule.type == "phone" and not _PHONE_SHAPE.fullmatch(text[result.start : result.end]):
             # a bare run of digits ("20212025", "19,377 — 929") is a phone number to
             # phonenumbers but in filings and tables is almost always an amount or a year
-            before = lowered[max(0, result.start - self.config.context_window) : result.start]
-            return any(_introduces(before, word) for word in PHONE_CONTEXT)
+            return self._has_context(lowered, result.start, PHONE_CONTEXT)
         if rule.always_needs_context or result.score < rule.min_score:
             if not rule.context:
                 return False
-            before = lowered[max(0, result.start - self.config.context_window) : result.start]
-            return any(_introduces(before, word) for word in rule.context)
+            return self._has_context(lowered, result.start, rule.context)
         return True
+
+    def _has_context(self, lowered: str, start: int, words: tuple[str, ...]) -> bool:
+        before = lowered[max(0, start - self.config.context_window) : start]
+        return any(_introduces(before, word) for word in words)
 
 
 class _NerModel:

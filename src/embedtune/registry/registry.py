@@ -77,8 +77,9 @@ class Registry:
 
     def resolve(self, name: str) -> str:
         """A version id from an id, a unique id prefix, or a tag."""
-        if name in self.tags():
-            return self.tags()[name]
+        tags = self.tags()
+        if name in tags:
+            return tags[name]
         ids = [r["id"] for r in self.versions()]
         matches = [i for i in ids if i.startswith(name)]
         if len(matches) == 1:
@@ -136,6 +137,8 @@ class Registry:
             record: dict[str, Any] = {
                 "id": vid,
                 "content_sha256": content,
+                # the hash exports record as their source (all files but the card)
+                "model_sha256": folder_sha256(str(source.resolve())),
                 "name": name or source.resolve().name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "lineage": {
@@ -252,8 +255,7 @@ class Registry:
     def _version_of(self, meta: dict[str, Any]) -> str:
         source = meta.get("source", {}).get("sha256")
         for record in self.versions():
-            model = self.root / "versions" / record["id"] / "model"
-            if folder_sha256(str(model.resolve())) == source:
+            if record.get("model_sha256") == source:
                 return str(record["id"])
         raise ConfigError(
             "no version holds the model this export was made from; add the model first, or "

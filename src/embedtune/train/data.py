@@ -150,10 +150,6 @@ class DevSet:
         )
         return dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
 
-    def evaluate(self, model: SentenceTransformer, **options: Any) -> dict[str, float]:
-        """nDCG@10, MRR@10 and Recall@100 of :meth:`search` (same options)."""
-        return self.score(self.search(model, **options))
-
     def bm25_search(self) -> Run:
         """BM25 over the same dev queries and corpus (documents, not passages)."""
         from embedtune.evaluate.bm25 import BM25Index
