@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,4 +86,33 @@ def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     logger.info("loading model %s from %s", ref.name, ref.path)
+    if (Path(ref.path) / "adapter_config.json").is_file():
+        return _load_adapter(Path(ref.path), device)
     return SentenceTransformer(ref.path, device=device, local_files_only=True)
+
+
+def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
+    """An adapter saved by ``save_adapter``: its base (recorded by name and content hash in
+    embedtune.json) loaded offline, then the adapter on top, with the folder's prompts."""
+    import json
+
+    require("peft", "train")
+    from sentence_transformers import SentenceTransformer
+
+    settings_file = folder / "embedtune.json"
+    if not settings_file.is_file():
+        # not ours: let sentence-transformers resolve the base as it does online
+        return SentenceTransformer(str(folder), device=device, local_files_only=True)
+    recorded = json.loads(settings_file.read_text(encoding="utf-8"))["base_model"]
+    base = resolve_model(os.environ.get("EMBEDTUNE_ADAPTER_BASE") or recorded["name"])
+    if base.sha256 != recorded["sha256"]:
+        raise ConfigError(
+            f"{folder} is an adapter for {recorded['name']} (sha256 {recorded['sha256'][:12]}), "
+            f"but {base.path} has other weights (sha256 {base.sha256[:12]}); set "
+            "EMBEDTUNE_ADAPTER_BASE to the folder of the base it was trained on"
+        )
+    model = SentenceTransformer(base.path, device=device, local_files_only=True)
+    model.load_adapter(str(folder))
+    saved = json.loads((folder / "config_sentence_transformers.json").read_text("utf-8"))
+    model.prompts = saved.get("prompts") or {}
+    return model

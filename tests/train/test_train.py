@@ -18,7 +18,7 @@ from safetensors.numpy import load_file
 from embedtune.errors import ConfigError, DataError
 from embedtune.train.config import TrainConfig, preset
 from embedtune.train.data import DevSet, hold_out_dev
-from embedtune.train.strategies import get_strategy
+from embedtune.train.strategies import STRATEGIES, get_strategy
 from embedtune.train.train import prepare_training_data, train_model
 
 FAST = {
@@ -125,8 +125,9 @@ def test_presets_and_strategy_registry() -> None:
     assert TrainConfig.model_validate(preset("fast")).epochs == 1
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         preset("quick")
-    with pytest.raises(ConfigError, match="unknown strategy 'lora': available: full, layers"):
-        get_strategy("lora")
+    with pytest.raises(ConfigError, match="unknown strategy 'qlora': available: full, layers"):
+        get_strategy("qlora")
+    assert {"full", "lora", "layers", "adapter", "mlm"} <= set(STRATEGIES)
 
 
 @pytest.fixture(scope="module")

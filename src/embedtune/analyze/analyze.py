@@ -17,7 +17,8 @@ from embedtune.analyze.html import render_html
 from embedtune.analyze.vocab import (
     count_words,
     fragmentation,
-    general_zipf,
+    fragmented_terms,
+    is_uncased,
     reference_weights,
     tokenize_words,
 )
@@ -28,13 +29,6 @@ from embedtune.io import write_json, write_text
 from embedtune.provenance import library_versions
 
 logger = logging.getLogger(__name__)
-
-
-def _is_uncased(tokenizer: Any) -> bool:
-    return bool(
-        tokenizer("Zebra", add_special_tokens=False)["input_ids"]
-        == tokenizer("zebra", add_special_tokens=False)["input_ids"]
-    )
 
 
 def _lengths(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, Any]:
@@ -64,10 +58,7 @@ def _top_terms(
     tokenizer: Any, counts: Counter[str], ids: dict[str, list[int]], config: AnalyzeConfig
 ) -> list[dict[str, Any]]:
     """Frequent words split into 3+ pieces that general English rarely uses."""
-    candidates = [w for w, c in counts.items() if c >= config.min_count and len(ids[w]) >= 3]
-    zipf = general_zipf(candidates)
-    domain = [w for w in candidates if zipf[w] < config.general_zipf]
-    ranked = sorted(domain, key=lambda w: (-counts[w] * (len(ids[w]) - 1), w))
+    ranked, zipf = fragmented_terms(counts, ids, config.min_count, config.general_zipf)
     return [
         {
             "term": w,
@@ -93,8 +84,9 @@ def _recommendations(report: dict[str, Any]) -> list[str]:
             f"per word against {ref['tokens_per_word']:.2f} in general English, "
             f"{corpus['share_3plus']:.1%} of words in 3+ pieces against "
             f"{ref['share_3plus']:.1%}. Fine-tuning on domain pairs teaches the model these "
-            "splits; continued masked-language-model training on the corpus is the usual "
-            "next step (embedtune's `mlm` strategy is not available yet)."
+            "splits; continued masked-language-model training on the corpus (strategy `mlm`) "
+            "and new tokens for the costliest terms (`--extend-vocab N`) are the usual "
+            "next steps; measure them against plain fine-tuning (BENCHMARKS.md)."
         )
     else:
         out.append(
@@ -156,7 +148,7 @@ def analyze_corpus(
     tokenizer = st.tokenizer
     docs = list(dataset.corpus.values())
     texts = [d.full_text for d in docs]
-    uncased = _is_uncased(tokenizer)
+    uncased = is_uncased(tokenizer)
     counts = count_words(t.lower() if uncased else t for t in texts)
     reference, about = reference_weights(settings.reference_words)
     ids = tokenize_words(tokenizer, sorted(set(counts) | set(reference)))

@@ -102,3 +102,24 @@ def general_zipf(words: list[str]) -> dict[str, float]:
     from wordfreq import zipf_frequency
 
     return {w: zipf_frequency(w, "en", wordlist="large") for w in words}
+
+
+def is_uncased(tokenizer: Any) -> bool:
+    """Whether the tokenizer lower-cases (then words are counted lower-cased too)."""
+    return bool(
+        tokenizer("Zebra", add_special_tokens=False)["input_ids"]
+        == tokenizer("zebra", add_special_tokens=False)["input_ids"]
+    )
+
+
+def fragmented_terms(
+    counts: Counter[str], ids: dict[str, list[int]], min_count: int, max_general_zipf: float
+) -> tuple[list[str], dict[str, float]]:
+    """Domain terms, most costly first: words seen at least ``min_count`` times, split into 3+
+    pieces, and rarer than ``max_general_zipf`` in general English; ranked by occurrences ×
+    extra pieces (the tokens a single token per word would save). Returns them with their
+    general-English Zipf values."""
+    candidates = [w for w, c in counts.items() if c >= min_count and len(ids[w]) >= 3]
+    zipf = general_zipf(candidates)
+    domain = [w for w in candidates if zipf[w] < max_general_zipf]
+    return sorted(domain, key=lambda w: (-counts[w] * (len(ids[w]) - 1), w)), zipf

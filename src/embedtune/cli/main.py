@@ -279,10 +279,14 @@ def pairs(
     cross_encoder: Annotated[str | None, typer.Option(help="local cross-encoder folder")] = None,
     window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
+    supervision: Annotated[
+        str, typer.Option(help="labels (qrels) | weak (from the corpus alone, no labels)")
+    ] = "labels",
     skip_bad: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Build (query, positive, hard negatives) pairs with provenance from labeled data."""
+    """Build (query, positive, hard negatives) pairs with provenance from labeled data, or
+    label-free from the corpus (--supervision weak)."""
     _setup_logging(verbose)
 
     def build() -> dict[str, Any]:
@@ -324,14 +328,24 @@ def pairs(
         from embedtune.models import load_model, resolve_model
         from embedtune.pairs.mine import mine_labeled_pairs
 
-        dataset = load_beir(data, split, skip_bad=skip_bad)
+        if supervision not in {"labels", "weak"}:
+            raise ConfigError(f"--supervision '{supervision}': choose labels or weak")
         ref = resolve_model(model)
         encoder = DenseEncoder(
             load_model(ref), ref, cache_dir=Path(default_cache_dir()) / "embeddings"
         )
-        found, summary = mine_labeled_pairs(
-            dataset, encoder, _passages(window, stride) or PassageConfig(), config
-        )
+        passages = _passages(window, stride) or PassageConfig()
+        if supervision == "weak":
+            from embedtune.corpus.load import resolve_beir
+            from embedtune.pairs.config import WeakConfig
+            from embedtune.pairs.weak import build_weak_supervision
+
+            corpus = load_beir(resolve_beir(data, split), None, skip_bad=skip_bad)
+            weak = build_weak_supervision(corpus, encoder, passages, config, WeakConfig())
+            found, summary = weak.pairs, weak.summary
+        else:
+            dataset = load_beir(data, split, skip_bad=skip_bad)
+            found, summary = mine_labeled_pairs(dataset, encoder, passages, config)
         write_pairs(output, found, summary)
         return summary
 
@@ -355,7 +369,15 @@ def train(
         str | None,
         typer.Option(help="dev split (default: 'dev' if present, else 15% of train held out)"),
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="adaptation strategy")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="full | lora | layers | adapter | mlm")
+    ] = None,
+    supervision: Annotated[
+        str | None, typer.Option(help="labels | weak (label-free, from the corpus alone)")
+    ] = None,
+    extend_vocab: Annotated[
+        int | None, typer.Option(help="add the N costliest domain terms as tokens")
+    ] = None,
     pairs_file: Annotated[
         Path | None, typer.Option("--pairs", help="train on this pairs file")
     ] = None,
@@ -378,7 +400,8 @@ def train(
     skip_bad: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Fine-tune the base model on labeled pairs; the best dev checkpoint becomes DIR."""
+    """Fine-tune the base model on labeled (or, with --supervision weak, corpus-made) pairs;
+    the best dev checkpoint becomes DIR."""
     _setup_logging(verbose)
 
     def build() -> Any:
@@ -388,6 +411,8 @@ def train(
         options = merge_settings(preset(preset_name), _load_yaml(config_file))
         for key, value in (
             ("strategy", strategy),
+            ("supervision", supervision),
+            ("extend_vocab", extend_vocab),
             ("base_model", base_model),
             ("epochs", epochs),
             ("batch_size", batch_size),

@@ -41,3 +41,103 @@ class PairsConfig(BaseModel):
     negatives: NegativesConfig = Field(default_factory=NegativesConfig)
     batch_size: int = Field(default=64, ge=1, description="encoding batch size")
     chunk_passages: int = Field(default=8192, ge=1)
+
+
+WeakSource = Literal["title", "adjacent", "lead", "sentence", "keyphrase", "llm"]
+"""Heuristic pair sources (title, adjacent, lead) and pseudo-query sources (sentence,
+keyphrase, title on dev documents, llm)."""
+
+
+class LLMConfig(BaseModel):
+    """An OpenAI-compatible chat-completions endpoint that writes questions per document.
+
+    The API key is read from the environment variable named by ``api_key_env`` at call time;
+    it is never stored in a config, a cache entry or a summary.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="chat-completions URL, e.g. http://127.0.0.1:8000/v1/chat/completions "
+        "(a base URL ending in /v1 gets /chat/completions appended)"
+    )
+    model: str = Field(description="model name sent in the request")
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the API key"
+    )
+    questions_per_doc: int = Field(default=3, ge=1, le=20, description="questions asked per doc")
+    max_docs: int = Field(default=200, ge=1, description="documents sent to the endpoint at most")
+    max_doc_chars: int = Field(
+        default=6000, ge=200, description="longer documents are cut to this many characters"
+    )
+    cache_dir: str | None = Field(
+        default=None, description="answer cache; default <EMBEDTUNE_CACHE>/llm-questions"
+    )
+    timeout: float = Field(default=60, gt=0, description="seconds per request")
+
+
+class WeakConfig(BaseModel):
+    """Label-free supervision: heuristic pairs and filtered pseudo-queries from the corpus."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[WeakSource] = Field(
+        default=["title", "adjacent", "lead", "sentence", "keyphrase"],
+        min_length=1,
+        description="title: title/markdown heading → body; adjacent: passage i → i+1; lead: "
+        "first sentence → rest; sentence: salient sentence (Inverse Cloze); keyphrase: top "
+        "TF-IDF terms; llm: questions from an endpoint (needs weak.llm)",
+    )
+    max_queries_per_doc: int = Field(
+        default=2,
+        ge=1,
+        description="per document and source: sentence/keyphrase queries, headings and "
+        "adjacent-passage pairs (llm uses llm.questions_per_doc)",
+    )
+    agreement_k: int = Field(
+        default=3,
+        ge=1,
+        description="keep a pseudo-query only if its BM25 top document is in the base "
+        "model's top k documents; raise it to keep more",
+    )
+    dev_fraction: float = Field(
+        default=0.15,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of documents held out; their pseudo-queries form the dev set "
+        "and no training pair comes from them (0: no dev set)",
+    )
+    dev_seed: int = Field(default=0, description="seed of the document hold-out and sampling")
+    dev_sources: list[Literal["title", "keyphrase", "llm", "sentence"]] = Field(
+        default=["title", "keyphrase", "llm"],
+        min_length=1,
+        description="pseudo-query kinds used as dev queries; 'sentence' is left out by "
+        "default because a verbatim sentence is found by copy, not by understanding",
+    )
+    max_pairs: int | None = Field(
+        default=None, ge=1, description="cap on training pairs (a seeded sample)"
+    )
+    sentence_words: tuple[int, int] = Field(
+        default=(6, 30), description="word-count range of salient and lead sentences"
+    )
+    keyphrase_terms: int = Field(
+        default=4, ge=1, le=12, description="terms or bigrams joined into a key-phrase query"
+    )
+    min_df: int = Field(
+        default=2,
+        ge=1,
+        description="terms in fewer documents are ignored (typos, glued words, identifiers)",
+    )
+    max_df: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="terms in more than this fraction are ignored"
+    )
+    llm: LLMConfig | None = Field(default=None, description="question writer for source 'llm'")
+
+    @model_validator(mode="after")
+    def _check(self) -> WeakConfig:
+        lo, hi = self.sentence_words
+        if lo < 1 or hi < lo:
+            raise ValueError(f"weak.sentence_words must be 1 <= min <= max, got {lo, hi}")
+        if "llm" in self.sources and self.llm is None:
+            raise ValueError("weak.sources has 'llm' but weak.llm (url, model) is not set")
+        return self

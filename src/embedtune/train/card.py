@@ -24,6 +24,48 @@ def _fusion_line(settings: dict[str, Any]) -> str:
     )
 
 
+def _loading(settings: dict[str, Any]) -> str:
+    if settings["config"].get("save_adapter"):
+        return (
+            'An adapter, not full weights: `SentenceTransformer("<this folder>")` loads it with '
+            f"`peft` installed and the base model `{settings['base_model']['name']}` reachable "
+            "(or, in embedtune, `EMBEDTUNE_ADAPTER_BASE=<base folder>`)."
+        )
+    return 'Loads anywhere with `SentenceTransformer("<this folder>")`; no embedtune needed.'
+
+
+def _adaptation(settings: dict[str, Any]) -> str:
+    """New tokens, domain pretraining, and what the tuning cost on general data."""
+    lines = []
+    vocabulary = settings.get("adaptation", {}).get("vocabulary")
+    if vocabulary:
+        terms = ", ".join(t["term"] for t in vocabulary["terms"][:20])
+        lines.append(f"- {vocabulary['added']} domain terms added as tokens: {terms}")
+    mlm = settings.get("adaptation", {}).get("strategy", {}).get("mlm")
+    if mlm and "steps" in mlm:
+        lines.append(
+            f"- masked-LM pretraining: {mlm['steps']} steps over {mlm['blocks']} blocks of "
+            f"{mlm['block_tokens']} tokens, final loss {mlm['train_loss']}"
+        )
+    forgetting = settings.get("forgetting", {})
+    if "general_pairs" in forgetting:
+        g = forgetting["general_pairs"]
+        lines.append(f"- {g['pairs']} general pairs mixed in ({g['fraction']:.0%} asked)")
+    if "interpolation" in forgetting:
+        i = forgetting["interpolation"]
+        lines.append(
+            f"- weights interpolated with the base: α = {i['alpha']} (base + α·(tuned − base)), "
+            f"chosen on dev from {i['dev_ndcg@10']}"
+        )
+    for probe in forgetting.get("probes", []):
+        lines.append(
+            f"- probe `{probe['data']}` ({probe['queries']} queries): nDCG@10 base "
+            f"{probe['base_ndcg@10']:.4f} → tuned {probe['tuned_ndcg@10']:.4f} "
+            f"({probe['change']:+.4f})"
+        )
+    return "## Adaptation and Forgetting\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def render_card(settings: dict[str, Any]) -> str:
     """Base model, data, config, seed and dev metrics against base and BM25, with the outcome."""
     dev = settings["dev"]
@@ -40,8 +82,7 @@ tags: [sentence-transformers, embedtune, {settings["strategy"]}]
 
 # Domain-tuned {settings["base_model"]["name"]}
 
-Made by embedtune with the `{settings["strategy"]}` strategy. Loads anywhere with
-`SentenceTransformer("<this folder>")`; no embedtune needed.
+Made by embedtune with the `{settings["strategy"]}` strategy. {_loading(settings)}
 
 ## Outcome on dev ({dev_rule})
 
@@ -58,6 +99,7 @@ Documents are scored by their best passage: windows of {settings["passages"]["wi
 stride {settings["passages"]["stride"]} (stored in `embedtune.json`). Held-out test numbers come
 from `embedtune eval DATA --split test --model <this folder>`.
 
+{_adaptation(settings)}
 ## Lineage
 
 - base model: `{settings["base_model"]["name"]}` (sha256 `{settings["base_model"]["sha256"]}`)

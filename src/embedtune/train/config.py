@@ -6,11 +6,20 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embedtune.corpus.config import PassageConfig
 from embedtune.errors import ConfigError
-from embedtune.pairs.config import PairsConfig
+from embedtune.pairs.config import PairsConfig, WeakConfig
+
+
+class ProbeSet(BaseModel):
+    """A general (out-of-domain) collection that measures what fine-tuning forgot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    split: str | None = None
 
 
 class TrainConfig(BaseModel):
@@ -22,6 +31,43 @@ class TrainConfig(BaseModel):
     strategy: str = "full"
     freeze_layers: int | None = Field(
         default=None, ge=0, description="strategy 'layers': bottom layers frozen (default half)"
+    )
+    # strategies 'lora' and 'adapter' (PEFT)
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.1, ge=0, lt=1)
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["query", "key", "value", "dense"],
+        description="module names (suffixes) that get LoRA; 'dense' covers the feed-forward",
+    )
+    adapter_targets: list[str] | None = Field(
+        default=None, description="strategy 'adapter' (IA3): modules rescaled (default PEFT's)"
+    )
+    save_adapter: bool = Field(
+        default=False, description="lora/adapter: save the adapter alone, not merged weights"
+    )
+    # strategy 'mlm': masked-language-model pretraining on the domain corpus first
+    mlm_epochs: float = Field(default=3.0, gt=0)
+    mlm_max_steps: int = Field(default=-1, description="stop MLM after this many steps")
+    mlm_batch_size: int = Field(default=16, ge=1)
+    mlm_learning_rate: float = Field(default=5e-5, gt=0)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
+    mlm_seq_length: int | None = Field(default=None, ge=8, description="default: the model's")
+    mlm_save_steps: int = Field(default=50, ge=1)
+    # vocabulary: the N costliest domain terms as new tokens (0: off)
+    extend_vocab: int = Field(default=0, ge=0)
+    extend_vocab_min_count: int = Field(default=3, ge=1)
+    # against forgetting
+    general_pairs: str | None = Field(default=None, description="pairs file of general pairs")
+    general_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="share of general pairs in the training set"
+    )
+    interpolate: bool = Field(
+        default=False, description="mix tuned and base weights, the ratio chosen on dev"
+    )
+    interpolate_grid: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    probes: list[ProbeSet] = Field(
+        default_factory=list, description="general collections: what the tuning forgot"
     )
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
     mini_batch_size: int = Field(default=16, ge=1, description="cached_mnrl forward chunk")
@@ -36,6 +82,9 @@ class TrainConfig(BaseModel):
     doc_prompt: str = ""
     passages: PassageConfig = Field(default_factory=PassageConfig)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
+    # 'weak': no labels; pairs and a pseudo-dev split are made from the corpus alone
+    supervision: Literal["labels", "weak"] = "labels"
+    weak: WeakConfig = Field(default_factory=WeakConfig)
     dev_fraction: float = Field(default=0.15, ge=0.05, le=0.5)
     # The held-out dev queries do not move with the training seed: runs over several seeds
     # are then compared on the same dev set, and the pairs mined for training stay the same.
@@ -48,6 +97,16 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42
     device: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.interpolate and self.save_adapter:
+            raise ValueError(
+                "interpolate works on merged weights: set save_adapter false or interpolate false"
+            )
+        if any(not 0 < a <= 1 for a in self.interpolate_grid):
+            raise ValueError(f"interpolate_grid values must be in (0, 1]: {self.interpolate_grid}")
+        return self
 
 
 def preset(name: str) -> dict[str, Any]:

@@ -27,16 +27,22 @@ from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
 from embedtune.provenance import library_versions
 from embedtune.train.card import render_card
+from embedtune.train.checkpoints import (
+    checkpoint_callbacks,
+    is_main_process,
+    last_complete_checkpoint,
+)
 from embedtune.train.config import TrainConfig
 from embedtune.train.data import DevSet, hold_out_dev
-from embedtune.train.strategies import count_trainable, get_strategy
+from embedtune.train.forgetting import choose_interpolation, measure_probes, mix_general, snapshot
+from embedtune.train.strategies import Domain, count_trainable, get_strategy
+from embedtune.train.vocab import extend_vocabulary
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
-COMPLETE = "embedtune-complete"  # written into a checkpoint after every file of it is saved
 SETTINGS = "embedtune.json"
 
 
@@ -48,29 +54,8 @@ class TrainResult:
     settings: dict[str, Any]
 
 
-def is_main_process() -> bool:
-    """Rank 0 (or a single process): the only one that writes outputs."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def work_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.work"
-
-
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint whose save finished; half-written ones are set aside."""
-    if not folder.is_dir():
-        return None
-    found = sorted(
-        (p for p in folder.glob("checkpoint-*") if p.is_dir()),
-        key=lambda p: int(p.name.split("-")[1]),
-    )
-    complete = [p for p in found if (p / COMPLETE).is_file()]
-    for partial in (p for p in found if not (p / COMPLETE).is_file()):
-        if is_main_process():
-            logger.warning("checkpoint %s was not completely written; ignoring it", partial.name)
-            shutil.rmtree(partial, ignore_errors=True)
-    return complete[-1] if complete else None
 
 
 def _dev_from_pairs(
@@ -166,31 +151,6 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
     return MaxPassageDevEvaluator()
 
 
-def _callbacks() -> list[Any]:
-    from transformers import TrainerCallback
-
-    class CheckpointComplete(TrainerCallback):
-        """Marks a checkpoint complete once the trainer has written all of it."""
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.is_world_process_zero:
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if os.environ.get("EMBEDTUNE_TEST_KILL_BEFORE_MARK") == str(state.global_step):
-                    os.kill(os.getpid(), 9)  # tests: die after the files, before the marker
-                write_text(folder / COMPLETE, f"{state.global_step}\n")
-
-    class StepDelay(TrainerCallback):
-        """Tests only: slow each step so a test can kill the process mid-run."""
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            time.sleep(float(os.environ.get("EMBEDTUNE_TEST_STEP_DELAY", "0")))
-
-    return [
-        CheckpointComplete(),
-        *([StepDelay()] if "EMBEDTUNE_TEST_STEP_DELAY" in os.environ else []),
-    ]
-
-
 def _prepare_data(
     data: str | None,
     pairs_file: str | None,
@@ -201,14 +161,22 @@ def _prepare_data(
     ref: ModelRef,
     work: Path,
     skip_bad: bool,
-) -> tuple[list[Pair], DevSet, dict[str, Any]]:
-    """Pairs and the dev set, following the dev split rule; pairs are reused on resume."""
+) -> tuple[list[Pair], DevSet, dict[str, Any], list[str]]:
+    """Pairs, the dev set and the domain's texts (the training corpus, or the pairs' texts),
+    following the dev split rule; pairs are reused on resume."""
     from embedtune.evaluate.config import default_cache_dir
     from embedtune.evaluate.dense import DenseEncoder
     from embedtune.pairs.mine import mine_labeled_pairs
 
     info: dict[str, Any] = {}
     dataset = None
+    if config.supervision == "weak":
+        if data is None or pairs_file is not None or dev_split is not None:
+            raise ConfigError(
+                "supervision 'weak' learns from DATA's corpus alone: give DATA, without "
+                "--pairs or --dev-split (its dev split is drawn from the weak labels)"
+            )
+        return _prepare_weak(data, split, config, base, ref, work, skip_bad)
     if data is not None:
         dataset = load_beir(data, split, skip_bad=skip_bad)
         info["data"] = dataset.manifest.to_dict()
@@ -308,7 +276,90 @@ def _prepare_data(
             "lower pairs.negatives.margin or widen pairs.negatives.ranks"
         )
     dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
-    return pairs, dev, info
+    texts = (
+        [d.full_text for d in dataset.corpus.values()]
+        if dataset is not None
+        else list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
+    )
+    return pairs, dev, info, texts
+
+
+def _prepare_weak(
+    data: str,
+    split: str,
+    config: TrainConfig,
+    base: SentenceTransformer,
+    ref: ModelRef,
+    work: Path,
+    skip_bad: bool,
+) -> tuple[list[Pair], DevSet, dict[str, Any], list[str]]:
+    """Label-free: pairs and a pseudo-dev split made from the corpus (its own queries and
+    judgments, if any, are not read). Reused on resume while corpus and settings match."""
+    from embedtune.corpus.load import resolve_beir
+    from embedtune.evaluate.config import default_cache_dir
+    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.pairs.weak import build_weak_supervision
+
+    dataset = load_beir(resolve_beir(Path(data), split), None, skip_bad=skip_bad)
+    fingerprint = sha256_text(
+        json.dumps(
+            {
+                "data": sorted(dataset.manifest.files.values()),
+                "weak": config.weak.model_dump(mode="json"),
+                "pairs": config.pairs.model_dump(mode="json"),
+                "passages": config.passages.model_dump(),
+                "model": ref.sha256,
+                "prompts": [config.query_prompt, config.doc_prompt],
+            },
+            sort_keys=True,
+        )
+    )
+    saved, dev_file = work / "pairs.jsonl", work / "weak-dev.json"
+    summary_file = saved.with_suffix(".summary.json")
+    if saved.is_file() and dev_file.is_file() and summary_file.is_file():
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"{saved} was made from other data or settings; delete {work} to start over, "
+                "or choose a new --output"
+            )
+        pairs = load_pairs(saved)
+        held = json.loads(dev_file.read_text(encoding="utf-8"))
+        dev_ids = list(held["queries"])
+        dev_dataset = Dataset(dataset.corpus, held["queries"], held["qrels"], "pseudo-dev")
+    else:
+        encoder = DenseEncoder(
+            base,
+            ref,
+            query_prompt=config.query_prompt,
+            doc_prompt=config.doc_prompt,
+            batch_size=config.pairs.batch_size,
+            cache_dir=Path(default_cache_dir()) / "embeddings",
+        )
+        weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
+        pairs, dev_dataset, dev_ids = weak.pairs, weak.dev, weak.dev_ids
+        summary = {**weak.summary, "fingerprint": fingerprint}
+        if is_main_process():
+            write_json(
+                dev_file,
+                {
+                    "queries": {q: dev_dataset.queries[q] for q in dev_ids},
+                    "qrels": {q: dev_dataset.qrels[q] for q in dev_ids},
+                },
+            )
+            write_pairs(saved, pairs, summary)
+    info: dict[str, Any] = {
+        "data": dataset.manifest.to_dict(),
+        "supervision": "weak",
+        "pairs_summary": {k: v for k, v in summary.items() if k not in {"data", "versions"}},
+        "dev": {
+            "rule": f"pseudo-dev: weak labels of {config.weak.dev_fraction:.0%} of the documents "
+            f"held out (seed {config.weak.dev_seed}); no real judgments",
+            "queries": len(dev_ids),
+        },
+    }
+    dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
+    return pairs, dev, info, [d.full_text for d in dataset.corpus.values()]
 
 
 def prepare_training_data(
@@ -325,7 +376,7 @@ def prepare_training_data(
     work = work_dir(Path(output))
     ref = resolve_model(config.base_model)
     model = load_model(ref, device=config.device)
-    pairs, dev, info = _prepare_data(
+    pairs, dev, info, _ = _prepare_data(
         data, None, split, dev_split, config, model, ref, work, skip_bad
     )
     return {"pairs": len(pairs), "dev_queries": len(dev.queries), **info}
@@ -368,8 +419,8 @@ def train_model(
     model = load_model(ref, device=config.device)
     if config.max_seq_length:
         model.max_seq_length = config.max_seq_length
-    model = strategy.prepare(model, config)  # before any work: a bad setting fails at once
-    pairs, dev, info = _prepare_data(
+    strategy.check(model, config)  # before any work: a bad setting fails at once
+    pairs, dev, info, texts = _prepare_data(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
 
@@ -393,6 +444,12 @@ def train_model(
         baseline["base"]["ndcg@10"],
         baseline["bm25"]["ndcg@10"],
     )
+    base_state = snapshot(model) if config.interpolate else None
+    model = _adapt(model, config, strategy, Domain(texts, work, resume), info)
+    if config.general_pairs:
+        pairs, info["general_pairs"] = mix_general(
+            pairs, config.general_pairs, config.general_fraction, config.seed
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     negatives = config.pairs.negatives.per_query
     train_set = _training_dataset(pairs, negatives, config.seed)
@@ -442,13 +499,14 @@ def train_model(
         train_dataset=train_set,
         loss=_loss(model, config, world > 1),
         evaluator=evaluator,
-        callbacks=_callbacks(),
+        callbacks=checkpoint_callbacks(),
     )
     checkpoint = last_complete_checkpoint(work / "checkpoints") if resume else None
     if resume and checkpoint is None:
         logger.info("no complete checkpoint in %s; starting from the beginning", work)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    model = strategy.finalize(trainer.model)
+    trainable = count_trainable(trainer.model)  # before adapters are merged away
+    model = strategy.finalize(trainer.model, config)
     # The best checkpoint's dev run: its metrics go on the card, and with the base
     # and BM25 dev runs it chooses the hybrid fusion weights (stored with the model, so the
     # test evaluation never tunes anything on test queries).
@@ -458,6 +516,16 @@ def train_model(
         model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
     )
     tuned = dev.score(tuned_run)
+    if base_state is not None:
+        chosen = choose_interpolation(model, base_state, dev, config, tuned["ndcg@10"])
+        if chosen["alpha"] != 1.0:
+            tuned_run = chosen["runs"][chosen["alpha"]]
+            tuned = dev.score(tuned_run)
+        info["interpolation"] = {k: v for k, v in chosen.items() if k != "runs"}
+    if config.probes:
+        info["probes"] = measure_probes(
+            load_model(ref, device=config.device), ref, model, config.probes, config
+        )
     info["fusion"] = {
         "method": "weighted",
         "tuned_on": f"dev ({len(dev.queries)} queries)",
@@ -470,7 +538,7 @@ def train_model(
         baseline,
         tuned,
         trainer,
-        model,
+        trainable,
         len(pairs),
         time.perf_counter() - started,
     )
@@ -481,6 +549,34 @@ def train_model(
     return TrainResult(out, settings)
 
 
+def _adapt(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    strategy: Any,
+    domain: Domain,
+    info: dict[str, Any],
+) -> SentenceTransformer:
+    """After the baseline is measured: new domain tokens, then the strategy's preparation
+    (freezing, adapters, domain pretraining)."""
+    from transformers import set_seed
+
+    set_seed(config.seed)  # adapters and fresh heads start from seeded random weights
+    if config.extend_vocab:
+        info["vocabulary"] = extend_vocabulary(
+            model, domain.texts, config.extend_vocab, min_count=config.extend_vocab_min_count
+        )
+        if strategy.name in {"lora", "adapter", "layers"}:
+            logger.warning(
+                "extend_vocab with strategy '%s': the embeddings stay frozen, so the new "
+                "tokens keep their initial (mean of pieces) embeddings",
+                strategy.name,
+            )
+    model = strategy.prepare(model, config, domain)
+    if domain.notes:
+        info["strategy"] = domain.notes
+    return model
+
+
 def _settings(
     config: TrainConfig,
     ref: ModelRef,
@@ -488,7 +584,7 @@ def _settings(
     baseline: dict[str, dict[str, float]],
     tuned: dict[str, float],
     trainer: Any,
-    model: SentenceTransformer,
+    parameters: tuple[int, int],
     n_pairs: int,
     seconds: float,
 ) -> dict[str, Any]:
@@ -512,7 +608,7 @@ def _settings(
             f"({baseline['bm25']['ndcg@10']:.4f}) on dev: nDCG@10 "
             f"{tuned['ndcg@10']:.4f}"
         )
-    trainable, total = count_trainable(model)
+    trainable, total = parameters
     return {
         "format": 1,
         "passages": config.passages.model_dump(),
@@ -521,8 +617,12 @@ def _settings(
         "strategy": config.strategy,
         "config": config.model_dump(mode="json"),
         "seed": config.seed,
-        "data": {k: v for k, v in info.items() if k != "fusion"},
+        "data": {k: v for k, v in info.items() if k not in _NOT_DATA},
         "fusion": info.get("fusion"),
+        "adaptation": {k: info[k] for k in ("strategy", "vocabulary") if k in info},
+        "forgetting": {
+            k: info[k] for k in ("general_pairs", "interpolation", "probes") if k in info
+        },
         "pairs": n_pairs,
         "dev": {
             "base": baseline["base"],
@@ -547,6 +647,9 @@ def _settings(
     }
 
 
+_NOT_DATA = {"fusion", "strategy", "vocabulary", "general_pairs", "interpolation", "probes"}
+
+
 def _best_step(trainer: Any) -> int | None:
     best = trainer.state.best_model_checkpoint
     return int(Path(best).name.split("-")[1]) if best else None
@@ -560,6 +663,11 @@ def _save(model: SentenceTransformer, out: Path, settings: dict[str, Any]) -> No
     model.model_card_data.base_model = settings["base_model"]["name"]
     model.save(str(tmp))
     _scrub_local_paths(tmp)
+    adapter = tmp / "adapter_config.json"
+    if adapter.is_file():  # the base by the name it goes by elsewhere (a Hub id by default)
+        content = json.loads(adapter.read_text(encoding="utf-8"))
+        content["base_model_name_or_path"] = settings["base_model"]["name"]
+        write_json(adapter, content)
     write_json(tmp / SETTINGS, settings)
     write_text(tmp / "README.md", render_card(settings))
     os.replace(tmp, out)
@@ -568,7 +676,12 @@ def _save(model: SentenceTransformer, out: Path, settings: dict[str, Any]) -> No
 def _scrub_local_paths(folder: Path) -> None:
     """The base model is recorded by name and hash; no absolute path of this machine stays in
     the config files (they would break loading or leak paths elsewhere)."""
-    for name in ("config.json", "config_sentence_transformers.json", "tokenizer_config.json"):
+    for name in (
+        "config.json",
+        "config_sentence_transformers.json",
+        "tokenizer_config.json",
+        "adapter_config.json",
+    ):
         path = folder / name
         if not path.is_file():
             continue

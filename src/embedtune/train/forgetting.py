@@ -1,0 +1,145 @@
+"""Defences against catastrophic forgetting, and the measure of it.
+
+- General pairs mixed into the domain pairs (a fraction of the training set).
+- Weight interpolation with the base model (WiSE-FT): ``base + α·(tuned − base)``, α chosen on
+  dev, so a model that gained little on the domain keeps more of the base.
+- Probe sets: general (out-of-domain) collections on which the base and tuned models are
+  compared after training; the change is what fine-tuning cost there.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from embedtune.errors import ConfigError
+from embedtune.pairs.io import Pair, read_pairs_file
+from embedtune.train.strategies import transformer
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.models import ModelRef
+    from embedtune.train.config import ProbeSet, TrainConfig
+    from embedtune.train.data import DevSet
+
+logger = logging.getLogger(__name__)
+
+
+def mix_general(
+    pairs: list[Pair], path: str, fraction: float, seed: int
+) -> tuple[list[Pair], dict[str, Any]]:
+    """Add general pairs so they make up ``fraction`` of the result (fewer if the file is
+    short: each general pair is used at most once)."""
+    general = read_pairs_file(path)
+    wanted = round(fraction / (1 - fraction) * len(pairs))
+    chosen = random.Random(seed).sample(general, min(wanted, len(general)))
+    if len(chosen) < wanted:
+        logger.warning(
+            "general pairs: %s holds %d pairs, %d wanted for %.0f%%; using all of them",
+            path,
+            len(general),
+            wanted,
+            fraction * 100,
+        )
+    for pair in chosen:
+        pair.provenance = {**pair.provenance, "source": f"general:{pair.provenance.get('source')}"}
+    info = {"file": path, "fraction": fraction, "pairs": len(chosen), "domain_pairs": len(pairs)}
+    return pairs + chosen, info
+
+
+def snapshot(model: SentenceTransformer) -> dict[str, torch.Tensor]:
+    """A copy of the transformer's weights (the base, before any change)."""
+    return {k: v.detach().clone() for k, v in transformer(model).state_dict().items()}
+
+
+def interpolate(
+    model: SentenceTransformer,
+    tuned: dict[str, torch.Tensor],
+    base: dict[str, torch.Tensor],
+    alpha: float,
+) -> None:
+    """Set the weights to ``base + α·(tuned − base)``. Rows that only the tuned model has
+    (tokens added by extend_vocab) keep their tuned values."""
+    import torch
+
+    state = {}
+    for key, value in tuned.items():
+        old = base.get(key)
+        if old is None or not value.is_floating_point():
+            state[key] = value
+            continue
+        rows = min(old.shape[0], value.shape[0]) if value.dim() else 0
+        mixed = value.clone()
+        if value.dim() and rows != value.shape[0]:
+            mixed[:rows] = torch.lerp(old[:rows], value[:rows], alpha)
+        else:
+            mixed = torch.lerp(old, value, alpha)
+        state[key] = mixed
+    transformer(model).load_state_dict(state)
+
+
+def choose_interpolation(
+    model: SentenceTransformer,
+    base: dict[str, torch.Tensor],
+    dev: DevSet,
+    config: TrainConfig,
+    tuned_score: float,
+) -> dict[str, Any]:
+    """Try each α of ``interpolate_grid`` on dev, keep the best (ties: the smaller α, which
+    keeps more of the base), and leave the model at it."""
+    tuned = {k: v.detach().clone() for k, v in transformer(model).state_dict().items()}
+    scores = {1.0: tuned_score}
+    runs: dict[float, Any] = {}
+    for alpha in sorted(set(config.interpolate_grid) - {1.0}):
+        interpolate(model, tuned, base, alpha)
+        runs[alpha] = dev.search(
+            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt
+        )
+        scores[alpha] = dev.score(runs[alpha])["ndcg@10"]
+        logger.info("interpolation α=%.2f: dev nDCG@10 %.4f", alpha, scores[alpha])
+    best = max(sorted(scores), key=lambda a: scores[a])  # sorted: ties go to the smaller α
+    interpolate(model, tuned, base, best)
+    return {
+        "alpha": best,
+        "dev_ndcg@10": {str(a): round(s, 4) for a, s in sorted(scores.items())},
+        "runs": runs,
+    }
+
+
+def measure_probes(
+    base_model: SentenceTransformer,
+    ref: ModelRef,
+    model: SentenceTransformer,
+    probes: list[ProbeSet],
+    config: TrainConfig,
+) -> list[dict[str, Any]]:
+    """nDCG@10 of the base and the tuned model on each probe set (max-passage, whole probe
+    corpus); the difference is the forgetting."""
+    from embedtune.corpus.load import load_beir
+    from embedtune.train.data import DevSet
+
+    out = []
+    for probe in probes:
+        data = load_beir(probe.data, probe.split)
+        ids = list(data.judged_queries())
+        if not ids:
+            raise ConfigError(f"probe set {probe.data}: no judged queries in split {data.split}")
+        dev = DevSet.from_dataset(data, ids, base_model.tokenizer, config.passages)
+        q, d = config.query_prompt, config.doc_prompt
+        before = dev.score(dev.search(base_model, query_prompt=q, doc_prompt=d, cached_as=ref))
+        after = dev.score(dev.search(model, query_prompt=q, doc_prompt=d))
+        out.append(
+            {
+                "data": probe.data,
+                "split": data.split,
+                "queries": len(ids),
+                "base_ndcg@10": round(before["ndcg@10"], 4),
+                "tuned_ndcg@10": round(after["ndcg@10"], 4),
+                "change": round(after["ndcg@10"] - before["ndcg@10"], 4),
+            }
+        )
+        logger.info("probe %s: nDCG@10 %s", probe.data, out[-1])
+    return out

@@ -1,0 +1,146 @@
+"""Domain-adaptive pretraining (``mlm``): continue masked-language-model training on the
+domain corpus, then contrastive fine-tuning of every weight.
+
+Sentence-transformers packages ship the encoder without its MLM head, so the head's transform
+layer starts fresh (the output projection is tied to the word embeddings and is not new).
+Whether this pays off is measured, not assumed (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from embedtune.errors import ConfigError, DataError
+from embedtune.train.checkpoints import (
+    checkpoint_callbacks,
+    is_main_process,
+    last_complete_checkpoint,
+)
+from embedtune.train.strategies import Domain, Strategy, register, transformer
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+DONE = "encoder.safetensors"  # the adapted encoder, written once the MLM phase has finished
+
+
+def _check(model: SentenceTransformer, config: TrainConfig) -> None:
+    tokenizer = model.tokenizer
+    if getattr(tokenizer, "mask_token_id", None) is None:
+        raise ConfigError(
+            "strategy 'mlm' needs a tokenizer with a mask token; this model's has none: "
+            "use strategy 'full'"
+        )
+
+
+def _blocks(tokenizer: Any, texts: list[str], length: int) -> list[list[int]]:
+    """The corpus as one token stream cut into blocks of ``length`` (with [CLS]/[SEP]), so no
+    compute is spent on padding and long documents are seen whole."""
+    body = length - 2
+    stream: list[int] = []
+    for start in range(0, len(texts), 256):
+        ids = tokenizer(texts[start : start + 256], add_special_tokens=False, verbose=False)
+        for row in ids["input_ids"]:
+            stream.extend([*row, tokenizer.sep_token_id])
+    return [
+        [tokenizer.cls_token_id, *stream[i : i + body], tokenizer.sep_token_id]
+        for i in range(0, len(stream) - body // 4, body)  # drop a last scrap under 1/4 block
+    ]
+
+
+def _mlm_model(hf: Any) -> Any:
+    """A masked-LM model around a copy of the encoder's weights (fresh head transform)."""
+    from transformers import AutoModelForMaskedLM
+
+    mlm = AutoModelForMaskedLM.from_config(hf.config)
+    missing, _ = mlm.base_model.load_state_dict(hf.state_dict(), strict=False)
+    if missing:
+        raise ConfigError(
+            f"strategy 'mlm': the encoder does not fit a masked-LM model ({missing[:3]})"
+        )
+    mlm.tie_weights()
+    return mlm
+
+
+def _pretrain(
+    model: SentenceTransformer, config: TrainConfig, domain: Domain
+) -> SentenceTransformer:
+    from safetensors.torch import load_file, save_file
+
+    hf = transformer(model)
+    folder = domain.work / "mlm"
+    if (folder / DONE).is_file():  # finished before a kill: not redone on resume
+        hf.load_state_dict(load_file(str(folder / DONE)), strict=False)
+        domain.notes["mlm"] = {"reused": str(folder / DONE)}
+        return model
+    from datasets import Dataset as HFDataset
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    length = int(config.mlm_seq_length or model.max_seq_length or 512)
+    blocks = _blocks(model.tokenizer, domain.texts, length)
+    if not blocks:
+        raise DataError("strategy 'mlm': the domain corpus is empty; nothing to pretrain on")
+    mlm = _mlm_model(hf)
+    args = TrainingArguments(
+        output_dir=str(folder / "checkpoints"),
+        num_train_epochs=config.mlm_epochs,
+        max_steps=config.mlm_max_steps,
+        per_device_train_batch_size=config.mlm_batch_size,
+        learning_rate=config.mlm_learning_rate,
+        warmup_steps=0.06,  # a ratio (transformers 5)
+        lr_scheduler_type="linear",
+        weight_decay=0.01,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.mlm_save_steps,
+        save_total_limit=1,
+        logging_steps=max(1, config.mlm_save_steps // 4),
+        report_to="none",
+        disable_tqdm=not is_main_process(),
+        use_cpu=config.device == "cpu",
+    )
+    trainer = Trainer(
+        model=mlm,
+        args=args,
+        train_dataset=HFDataset.from_dict({"input_ids": blocks}),
+        data_collator=DataCollatorForLanguageModeling(
+            model.tokenizer, mlm_probability=config.mlm_probability, seed=config.seed
+        ),
+        callbacks=checkpoint_callbacks(),
+    )
+    checkpoint = last_complete_checkpoint(folder / "checkpoints") if domain.resume else None
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    encoder = {k: v.contiguous() for k, v in mlm.base_model.state_dict().items()}
+    hf.load_state_dict(encoder, strict=False)
+    if is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{DONE}.tmp"
+        save_file(encoder, str(tmp))
+        tmp.replace(folder / DONE)
+    domain.notes["mlm"] = {
+        "blocks": len(blocks),
+        "block_tokens": length,
+        "steps": trainer.state.global_step,
+        "train_loss": round(float(result.training_loss), 4),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    logger.info("mlm pretraining: %s", domain.notes["mlm"])
+    return model
+
+
+register(
+    Strategy(
+        "mlm",
+        "masked-language-model pretraining on the domain corpus, then full contrastive tuning",
+        check=_check,
+        prepare=_pretrain,
+    )
+)

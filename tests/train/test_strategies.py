@@ -1,0 +1,280 @@
+"""Strategies (lora, adapter, mlm), vocabulary extension and the forgetting defences."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from embedtune.errors import ConfigError
+from embedtune.models import load_model, resolve_model
+from embedtune.pairs.io import Pair
+from embedtune.testing import build_tiny_model
+from embedtune.train.config import TrainConfig
+from embedtune.train.forgetting import interpolate, mix_general, snapshot
+from embedtune.train.strategies import Domain, get_strategy
+from embedtune.train.train import train_model
+from embedtune.train.vocab import extend_vocabulary
+
+FAST = {
+    "epochs": 2,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "device": "cpu",
+    "passages": {"window": 12, "stride": 6},
+    "max_steps": 4,
+}
+TEXTS = ["revenue of the company", "a second text about risks"]
+
+
+def _config(model: Path, **extra: object) -> TrainConfig:
+    return TrainConfig.model_validate({**FAST, "base_model": str(model), **extra})
+
+
+def _encode(folder: Path) -> np.ndarray:
+    return load_model(resolve_model(str(folder))).encode(TEXTS, normalize_embeddings=True)
+
+
+@pytest.fixture(scope="module")
+def lora_runs(
+    tmp_path_factory: pytest.TempPathFactory, train_set: Path, train_model_dir: Path
+) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("lora")
+    merged, adapter = root / "merged", root / "adapter"
+    train_model(merged, _config(train_model_dir, strategy="lora"), data=str(train_set))
+    train_model(
+        adapter, _config(train_model_dir, strategy="lora", save_adapter=True), data=str(train_set)
+    )
+    return {"merged": merged, "adapter": adapter}
+
+
+def test_lora_trains_few_parameters_and_saves_merged_weights(
+    lora_runs: dict[str, Path], train_model_dir: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    out = lora_runs["merged"]
+    settings = json.loads((out / "embedtune.json").read_text())
+    counts = settings["training"]
+    assert 0 < counts["trainable_parameters"] < counts["parameters"] / 2
+    assert not (out / "adapter_config.json").exists()
+    before = load_file(str(train_model_dir / "model.safetensors"))
+    after = load_file(str(out / "model.safetensors"))
+    assert set(before) == set(after)  # plain weights: no lora_A/lora_B left
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    plain = SentenceTransformer(str(out), device="cpu", local_files_only=True)
+    assert np.allclose(plain.encode(TEXTS, normalize_embeddings=True), _encode(out), atol=1e-6)
+
+
+def test_lora_adapter_folder_records_its_base_and_matches_the_merged_model(
+    lora_runs: dict[str, Path],
+    train_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = lora_runs["adapter"]
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert not (folder / "model.safetensors").exists()
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == train_model_dir.name  # a name, not a path
+    loading = [p for p in folder.glob("*.json") if p.name != "embedtune.json"]  # what ST reads
+    assert str(tmp_path.parent) not in "".join(p.read_text() for p in loading)
+    monkeypatch.setenv("EMBEDTUNE_ADAPTER_BASE", str(train_model_dir))
+    # same seed, same training: the adapter on its base gives the merged model's vectors
+    assert np.allclose(_encode(folder), _encode(lora_runs["merged"]), atol=1e-5)
+    other = build_tiny_model(tmp_path / "other", ["unrelated words only"], seed=3)
+    monkeypatch.setenv("EMBEDTUNE_ADAPTER_BASE", str(other))
+    with pytest.raises(ConfigError, match="other weights"):
+        _encode(folder)
+
+
+def test_ia3_adapter_strategy(train_set: Path, train_model_dir: Path, tmp_path: Path) -> None:
+    result = train_model(
+        tmp_path / "ia3", _config(train_model_dir, strategy="adapter"), data=str(train_set)
+    )
+    counts = result.settings["training"]
+    assert 0 < counts["trainable_parameters"] < counts["parameters"] / 10
+    before = load_file(str(train_model_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "ia3" / "model.safetensors"))
+    assert set(before) == set(after)
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert changed and all(("key" in k or "value" in k or "output.dense" in k) for k in changed)
+    with pytest.raises(ConfigError, match="no module"):
+        train_model(
+            tmp_path / "bad",
+            _config(train_model_dir, strategy="lora", lora_targets=["nonexistent"]),
+            data=str(train_set),
+        )
+
+
+def test_mlm_pretrains_then_reuses_its_result_on_resume(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    config = _config(train_model_dir, strategy="mlm", mlm_max_steps=4, mlm_save_steps=2)
+    lines = (train_set / "corpus.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["text"] for line in lines]
+    strategy = get_strategy("mlm")
+    model = load_model(resolve_model(str(train_model_dir)), device="cpu")
+    before = snapshot(model)
+    domain = Domain(texts, tmp_path / "work")
+    strategy.prepare(model, config, domain)
+    assert domain.notes["mlm"]["steps"] == 4 and domain.notes["mlm"]["blocks"] > 0
+    after = snapshot(model)
+    embeddings = "embeddings.word_embeddings.weight"
+    assert not np.array_equal(before[embeddings].numpy(), after[embeddings].numpy())
+    again = load_model(resolve_model(str(train_model_dir)), device="cpu")
+    resumed = Domain(texts, tmp_path / "work", resume=True)
+    strategy.prepare(again, config, resumed)
+    assert "reused" in resumed.notes["mlm"]
+    assert all(np.array_equal(after[k].numpy(), v.numpy()) for k, v in snapshot(again).items())
+
+
+def test_mlm_strategy_in_a_training_run(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    config = _config(train_model_dir, strategy="mlm", mlm_max_steps=2, mlm_save_steps=1)
+    result = train_model(tmp_path / "mlm", config, data=str(train_set))
+    assert result.settings["adaptation"]["strategy"]["mlm"]["steps"] == 2
+    assert (tmp_path / "mlm.work" / "mlm" / "encoder.safetensors").is_file()
+
+
+def test_extend_vocab_adds_whole_word_tokens_from_their_pieces(tmp_path: Path) -> None:
+    letters = " ".join("abcdefghijklmnopqrstuvwxyz")  # every word splits into letter pieces
+    folder = build_tiny_model(tmp_path / "m", ["alpha beta gamma", letters])
+    model = load_model(resolve_model(str(folder)), device="cpu")
+    tokenizer = model.tokenizer
+    pieces = tokenizer("zyloprimase", add_special_tokens=False)["input_ids"]
+    assert len(pieces) >= 3
+    texts = ["Zyloprimase levels and zyloprimase dosing with alpha"] * 4 + ["quorvex"] * 3
+    info = extend_vocabulary(model, texts, 1, min_count=3)
+    assert [t["term"] for t in info["terms"]] == ["zyloprimase"]  # most occurrences × pieces
+    new_id = tokenizer.convert_tokens_to_ids("zyloprimase")
+    assert tokenizer("ZYLOPRIMASE", add_special_tokens=False)["input_ids"] == [new_id]
+    # a whole-word token: a longer word still splits into ordinary pieces
+    assert new_id not in tokenizer("zyloprimases", add_special_tokens=False)["input_ids"]
+    weight = model[0].auto_model.get_input_embeddings().weight.detach().numpy()
+    assert np.allclose(weight[new_id], weight[pieces].mean(axis=0))
+    model.save(str(tmp_path / "saved"))
+    reloaded = load_model(resolve_model(str(tmp_path / "saved")), device="cpu")
+    assert reloaded.tokenizer("zyloprimase", add_special_tokens=False)["input_ids"] == [new_id]
+    assert np.allclose(
+        reloaded.encode(texts[:1]), model.encode(texts[:1]), atol=1e-6
+    )  # the new row survives saving
+
+
+def test_interpolation_mixes_weights_and_keeps_new_rows(tmp_path: Path) -> None:
+    import torch
+
+    folder = build_tiny_model(tmp_path / "m", ["alpha beta gamma"])
+    model = load_model(resolve_model(str(folder)), device="cpu")
+    base = snapshot(model)
+    tuned = {k: (v + 1.0 if v.is_floating_point() else v) for k, v in base.items()}
+    key = "embeddings.word_embeddings.weight"
+    tuned[key] = torch.cat([tuned[key], torch.full((2, tuned[key].shape[1]), 7.0)])
+    model[0].auto_model.resize_token_embeddings(tuned[key].shape[0])
+    interpolate(model, tuned, base, 0.25)
+    mixed = snapshot(model)
+    assert torch.allclose(mixed[key][:-2], base[key] + 0.25)
+    assert torch.equal(mixed[key][-2:], torch.full((2, tuned[key].shape[1]), 7.0))
+    other = "encoder.layer.0.attention.self.query.weight"
+    assert torch.allclose(mixed[other], base[other] + 0.25)
+
+
+def test_general_pairs_make_up_the_requested_fraction(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = tmp_path / "general.jsonl"
+    file.write_text(
+        "".join(json.dumps({"query": f"g{i}", "positive": f"text {i}"}) + "\n" for i in range(30))
+    )
+    domain = [Pair(f"q{i}", f"d{i}") for i in range(80)]
+    mixed, info = mix_general(domain, str(file), 0.2, seed=1)
+    assert info["pairs"] == 20 and len(mixed) == 100  # 20 of 100 = 0.2
+    assert sum(p.provenance.get("source", "").startswith("general:") for p in mixed) == 20
+    assert mix_general(domain, str(file), 0.2, seed=1)[0] == mixed  # seeded
+    with caplog.at_level(logging.WARNING):
+        _, info = mix_general(domain, str(file), 0.5, seed=1)
+    assert info["pairs"] == 30 and "using all of them" in caplog.text
+
+
+def test_forgetting_defences_in_a_training_run(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    general = tmp_path / "general.jsonl"
+    general.write_text(
+        "".join(
+            json.dumps({"query": f"topic{i} general", "positive": f"alpha number {i}"}) + "\n"
+            for i in range(10)
+        )
+    )
+    config = _config(
+        train_model_dir,
+        interpolate=True,
+        interpolate_grid=[0.5, 1.0],
+        general_pairs=str(general),
+        probes=[{"data": str(train_set), "split": "train"}],
+    )
+    result = train_model(tmp_path / "out", config, data=str(train_set))
+    forgetting = result.settings["forgetting"]
+    assert forgetting["general_pairs"]["pairs"] > 0
+    assert forgetting["interpolation"]["alpha"] in {0.5, 1.0}
+    assert set(forgetting["interpolation"]["dev_ndcg@10"]) == {"0.5", "1.0"}
+    best = max(forgetting["interpolation"]["dev_ndcg@10"].values())
+    assert result.settings["dev"]["tuned"]["ndcg@10"] == pytest.approx(best, abs=1e-4)
+    (probe,) = forgetting["probes"]
+    assert probe["change"] == pytest.approx(
+        probe["tuned_ndcg@10"] - probe["base_ndcg@10"], abs=2e-4
+    )
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Forgetting" in card and "interpolat" in card
+    with pytest.raises(ValueError, match="merged weights"):
+        _config(train_model_dir, interpolate=True, save_adapter=True)
+
+
+def test_weak_supervision_trains_without_reading_labels(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from embedtune.cli.main import app
+
+    # a corpus without any queries or judgments (words the tiny model knows): weak
+    # supervision needs none
+    corpus_only = tmp_path / "corpus"
+    corpus_only.mkdir()
+    docs = [
+        {
+            "_id": f"d{i}",
+            "title": f"number {i} topic{(i + 1) % 40}",
+            "text": f"topic{i} alpha number {i}. beta gamma topic{(i + 1) % 40} delta. "
+            f"topic{i} gamma number {(i + 2) % 40} alpha beta.",
+        }
+        for i in range(40)
+    ]
+    (corpus_only / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    settings_file = tmp_path / "train.yaml"
+    settings_file.write_text("passages: {window: 12, stride: 6}\nbatch_size: 8\n")
+    out = tmp_path / "weak"
+    args = ["train", str(corpus_only), "-o", str(out), "--supervision", "weak"]
+    args += ["--base-model", str(train_model_dir), "--max-steps", "2", "--device", "cpu"]
+    args += ["--config", str(settings_file)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "embedtune.json").read_text())
+    assert settings["data"]["supervision"] == "weak"
+    assert settings["data"]["dev"]["rule"].startswith("pseudo-dev")
+    assert settings["data"]["pairs_summary"]["pairs"] > 0
+    lines = (tmp_path / "weak.work" / "pairs.jsonl").read_text().splitlines()
+    pairs = [json.loads(x) for x in lines]
+    assert pairs and all(p["provenance"]["source"].startswith("weak:") for p in pairs)
+    with pytest.raises(ConfigError, match="without --pairs or --dev-split"):
+        train_model(
+            tmp_path / "x",
+            _config(train_model_dir, supervision="weak"),
+            data=str(train_set),
+            dev_split="train",
+        )
