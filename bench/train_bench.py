@@ -6,6 +6,13 @@ evaluates once on the test split: bm25, base(-maxp/-hybrid), tuned(-maxp/-hybrid
 base-hybrid, wall time of pairs + training, and the peak resident memory of the whole process.
 
     .venv/bin/python bench/train_bench.py finance10k --seeds 1,2,3
+
+Label-free (``--supervision weak``): the model learns from the training corpus alone (its
+queries and judgments are never read; dev is the pseudo-dev split of the weak labels), then
+is evaluated once on the real test queries. cranfield and cacm have only a test split: their
+corpus is what weak supervision reads, and their test queries are used only for evaluation.
+
+    .venv/bin/python bench/train_bench.py cranfield --supervision weak --seeds 1
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ COLLECTIONS = {
         "test": "mediqa2019-qa",
         "test_split": "test",
     },
+    # label-free only (no training labels): the corpus comes from the test split's folder
+    "cranfield": {
+        "train": "cranfield",
+        "train_split": "test",
+        "test": "cranfield",
+        "test_split": "test",
+    },
+    "cacm": {"train": "cacm", "train_split": "test", "test": "cacm", "test_split": "test"},
 }
 
 
@@ -45,19 +60,24 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--out", default="bench/out/train")
     parser.add_argument("--preset", default="default")
+    parser.add_argument("--supervision", choices=["labels", "weak"], default="labels")
     args = parser.parse_args()
+    if args.supervision == "labels" and args.collection in {"cranfield", "cacm"}:
+        raise SystemExit(f"{args.collection} has no training labels: use --supervision weak")
+    tag = args.preset if args.supervision == "labels" else f"{args.preset}-weak"
     rows = []
     for seed in map(int, args.seeds.split(",")):
-        folder = Path(args.out) / f"{args.collection}-{args.preset}-seed{seed}"
+        folder = Path(args.out) / f"{args.collection}-{tag}-seed{seed}"
         data = {
             k: (f"{args.data}/{v}" if k in {"train", "test"} else v)
             for k, v in COLLECTIONS[args.collection].items()
+            if not (args.supervision == "weak" and k == "dev_split")
         }
         config = {
             "output": str(folder),
             "data": data,
             "preset": args.preset,
-            "train": {"seed": seed},
+            "train": {"seed": seed, "supervision": args.supervision},
         }
         path = Path(args.out) / f"{folder.name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +97,14 @@ def main() -> None:
             for s in ("pairs", "train")
         }
         sig = report["significance"]
+        settings = json.loads((folder / "model" / "embedtune.json").read_text())
         row = {
             "seed": seed,
+            "dev_ndcg@10": {
+                k: round(v["ndcg@10"], 4) for k, v in settings["dev"].items() if isinstance(v, dict)
+            },
+            "dev_rule": settings["data"]["dev"]["rule"],
+            "pairs": settings["pairs"],
             "ndcg@10": {s: round(v["ndcg@10"], 4) for s, v in report["systems"].items()},
             "p_tuned_maxp_vs_base_maxp": sig["tuned-maxp"]["base-maxp"]["ndcg@10"]["p"],
             "p_tuned_hybrid_vs_base_hybrid": sig["tuned-hybrid"]["base-hybrid"]["ndcg@10"]["p"],
@@ -97,7 +123,7 @@ def main() -> None:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         summary[system] = f"{statistics.mean(values):.3f} ± {sd:.3f}"
     print(json.dumps({"collection": args.collection, "seeds": len(rows), "ndcg@10": summary}))
-    Path(args.out, f"{args.collection}-{args.preset}.json").write_text(
+    Path(args.out, f"{args.collection}-{tag}.json").write_text(
         json.dumps({"rows": rows, "summary": summary}, indent=2)
     )
 

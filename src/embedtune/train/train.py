@@ -41,6 +41,8 @@ from embedtune.train.vocab import extend_vocabulary
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from embedtune.evaluate.dense import DenseEncoder
+
 logger = logging.getLogger(__name__)
 
 SETTINGS = "embedtune.json"
@@ -151,6 +153,21 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
     return MaxPassageDevEvaluator()
 
 
+def _base_encoder(base: SentenceTransformer, ref: ModelRef, config: TrainConfig) -> DenseEncoder:
+    """The base model as the pairs stage encodes with it (embeddings cached on disk)."""
+    from embedtune.evaluate.config import default_cache_dir
+    from embedtune.evaluate.dense import DenseEncoder
+
+    return DenseEncoder(
+        base,
+        ref,
+        query_prompt=config.query_prompt,
+        doc_prompt=config.doc_prompt,
+        batch_size=config.pairs.batch_size,
+        cache_dir=Path(default_cache_dir()) / "embeddings",
+    )
+
+
 def _prepare_data(
     data: str | None,
     pairs_file: str | None,
@@ -164,8 +181,6 @@ def _prepare_data(
 ) -> tuple[list[Pair], DevSet, dict[str, Any], list[str]]:
     """Pairs, the dev set and the domain's texts (the training corpus, or the pairs' texts),
     following the dev split rule; pairs are reused on resume."""
-    from embedtune.evaluate.config import default_cache_dir
-    from embedtune.evaluate.dense import DenseEncoder
     from embedtune.pairs.mine import mine_labeled_pairs
 
     info: dict[str, Any] = {}
@@ -249,14 +264,7 @@ def _prepare_data(
                 )
             pairs = load_pairs(saved)  # a finished pairs stage is not redone on resume
         else:
-            encoder = DenseEncoder(
-                base,
-                ref,
-                query_prompt=config.query_prompt,
-                doc_prompt=config.doc_prompt,
-                batch_size=config.pairs.batch_size,
-                cache_dir=Path(default_cache_dir()) / "embeddings",
-            )
+            encoder = _base_encoder(base, ref, config)
             pairs, summary = mine_labeled_pairs(
                 dataset, encoder, config.passages, config.pairs, query_ids=train_ids
             )
@@ -296,8 +304,6 @@ def _prepare_weak(
     """Label-free: pairs and a pseudo-dev split made from the corpus (its own queries and
     judgments, if any, are not read). Reused on resume while corpus and settings match."""
     from embedtune.corpus.load import resolve_beir
-    from embedtune.evaluate.config import default_cache_dir
-    from embedtune.evaluate.dense import DenseEncoder
     from embedtune.pairs.weak import build_weak_supervision
 
     dataset = load_beir(resolve_beir(Path(data), split), None, skip_bad=skip_bad)
@@ -328,14 +334,7 @@ def _prepare_weak(
         dev_ids = list(held["queries"])
         dev_dataset = Dataset(dataset.corpus, held["queries"], held["qrels"], "pseudo-dev")
     else:
-        encoder = DenseEncoder(
-            base,
-            ref,
-            query_prompt=config.query_prompt,
-            doc_prompt=config.doc_prompt,
-            batch_size=config.pairs.batch_size,
-            cache_dir=Path(default_cache_dir()) / "embeddings",
-        )
+        encoder = _base_encoder(base, ref, config)
         weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
         pairs, dev_dataset, dev_ids = weak.pairs, weak.dev, weak.dev_ids
         summary = {**weak.summary, "fingerprint": fingerprint}
