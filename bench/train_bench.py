@@ -28,6 +28,10 @@ from pathlib import Path
 
 import yaml
 
+# label-free runs train on at most this many weak pairs (a seeded sample): a CPU budget, the
+# size of finance10k's labeled training set ×2, so a run fits in minutes
+WEAK_MAX_PAIRS = 2000
+
 COLLECTIONS = {
     "finance10k": {
         "train": "finance10k",
@@ -77,7 +81,8 @@ def main() -> None:
             "output": str(folder),
             "data": data,
             "preset": args.preset,
-            "train": {"seed": seed, "supervision": args.supervision},
+            "train": {"seed": seed, "supervision": args.supervision}
+            | ({"weak": {"max_pairs": WEAK_MAX_PAIRS}} if args.supervision == "weak" else {}),
         }
         path = Path(args.out) / f"{folder.name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)

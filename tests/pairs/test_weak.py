@@ -277,6 +277,16 @@ def test_no_training_pair_touches_a_dev_document(tokenizer: Any) -> None:
         assert list(rels.values()) == [1] and set(rels) <= dev_docs
         assert qid.split(":")[2] in dev_docs
     assert result.summary["dev"]["queries"] == len(result.dev_ids)
+    few = build(
+        topic_encoder(tokenizer),
+        None,
+        PassageConfig(window=16, stride=8),
+        dev_fraction=0.25,
+        dev_seed=3,
+        dev_max_queries=2,
+    )
+    assert len(few.dev_ids) == 2 and set(few.dev_ids) <= set(result.dev_ids)
+    assert few.summary["dev"]["capped"] == len(result.dev_ids) - 2
 
 
 def test_dev_fraction_leaving_nothing_to_train_is_refused(tokenizer: Any) -> None:

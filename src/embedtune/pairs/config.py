@@ -114,6 +114,12 @@ class WeakConfig(BaseModel):
         description="pseudo-query kinds used as dev queries; 'sentence' is left out by "
         "default because a verbatim sentence is found by copy, not by understanding",
     )
+    dev_max_queries: int = Field(
+        default=200,
+        ge=1,
+        description="cap on pseudo-dev queries (a seeded sample): every dev evaluation "
+        "searches them over the corpus, which on a large corpus costs more than training",
+    )
     max_pairs: int | None = Field(
         default=None, ge=1, description="cap on training pairs (a seeded sample)"
     )

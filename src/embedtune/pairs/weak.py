@@ -141,6 +141,12 @@ def build_weak_supervision(
         )
         mined = _mine(dataset, train_queries, dev_docs, encoder, passages, pairs_config, counts)
     dev_queries = [q for q in kept if q.doc in dev_docs and q.kind in weak.dev_sources]
+    if len(dev_queries) > weak.dev_max_queries:
+        chosen = set(
+            random.Random(weak.dev_seed).sample(range(len(dev_queries)), weak.dev_max_queries)
+        )
+        counts["dev.capped"] = len(dev_queries) - weak.dev_max_queries
+        dev_queries = [q for i, q in enumerate(dev_queries) if i in chosen]  # corpus order kept
     pairs = heuristic + mined
     _check_not_empty(pairs, dev_queries, weak, counts, len(train_docs))
     dev = Dataset(
@@ -632,6 +638,7 @@ def _summary(
             "queries": len(dev_queries),
             "documents_with_queries": len({q.doc for q in dev_queries}),
             "sources": dict(sorted(Counter(q.kind for q in dev_queries).items())),
+            "capped": counts.get("dev.capped", 0),
         },
         "config": weak.model_dump(mode="json"),
         "pairs_config": pairs_config.model_dump(mode="json"),

@@ -347,6 +347,11 @@ def _prepare_weak(
                 },
             )
             write_pairs(saved, pairs, summary)
+    if not dev_ids:
+        raise ConfigError(
+            "training with supervision 'weak' needs its pseudo-dev split: set "
+            "weak.dev_fraction above 0"
+        )
     info: dict[str, Any] = {
         "data": dataset.manifest.to_dict(),
         "supervision": "weak",
