@@ -271,6 +271,23 @@ def test_weak_supervision_trains_without_reading_labels(
     lines = (tmp_path / "weak.work" / "pairs.jsonl").read_text().splitlines()
     pairs = [json.loads(x) for x in lines]
     assert pairs and all(p["provenance"]["source"].startswith("weak:") for p in pairs)
+    # BM25 made the pseudo-dev labels: not compared there, and hybrids fall back to RRF
+    assert settings["outcome"]["better_than_bm25"] is None
+    assert settings["fusion"]["method"] == "rrf"
+    from embedtune.evaluate.config import EvalConfig
+    from embedtune.evaluate.evaluate import run_evaluation
+
+    result = run_evaluation(
+        EvalConfig(
+            data=str(train_set),
+            split="train",
+            model=str(out),
+            base_model=str(train_model_dir),
+            systems=["bm25", "tuned-hybrid"],
+            fusion="dev",
+        )
+    )
+    assert result.report["fusion"]["method"] == "rrf"
     with pytest.raises(ConfigError, match="without --pairs or --dev-split"):
         train_model(
             tmp_path / "x",

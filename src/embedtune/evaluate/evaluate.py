@@ -158,6 +158,17 @@ def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]
     return float(fusion[family]["weight"]), {"tuned_on": fusion.get("tuned_on", "dev")}
 
 
+def _fusion_method(config: EvalConfig) -> str:
+    """``dev`` becomes ``rrf`` for a model whose training stored no weights, because its dev
+    labels came from BM25 itself (label-free training): weights tuned on them would favour
+    BM25."""
+    if config.fusion == "dev" and config.model:
+        fusion = model_settings(resolve_model(config.model)).get("fusion") or {}
+        if fusion.get("method") == "rrf":
+            return "rrf"
+    return config.fusion
+
+
 def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, Any]]:
     """Fusion weight chosen on train/dev queries (never the evaluated split)."""
     if not config.tune_data or not config.tune_split:
@@ -191,7 +202,8 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
     warnings: list[str] = []
     runs: dict[str, Run] = {}
     timings: dict[str, Any] = {}
-    fusion_info: dict[str, Any] = {"method": config.fusion}
+    fusion_method = _fusion_method(config)
+    fusion_info: dict[str, Any] = {"method": fusion_method}
     models: dict[str, Any] = {}
     needs_bm25 = any(s == "bm25" or s.endswith("-hybrid") for s in systems)
     if needs_bm25:
@@ -222,7 +234,7 @@ def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> Eval
             runs[f"{family}-maxp"] = family_runs["maxp"]
             timings[f"{family}-maxp"] = family_timings["maxp"]
         if "hybrid" in wanted:
-            if config.fusion == "rrf":
+            if fusion_method == "rrf":
                 runs[f"{family}-hybrid"] = rrf(
                     [family_runs["maxp"], runs["bm25"]], depth=config.depth
                 )

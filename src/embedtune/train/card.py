@@ -17,6 +17,8 @@ def _fusion_line(settings: dict[str, Any]) -> str:
     fusion = settings.get("fusion")
     if not fusion:
         return ""
+    if fusion.get("method") == "rrf":
+        return f"Hybrid with BM25: reciprocal-rank fusion ({fusion['why']}).\n"
     return (
         f"Hybrid with BM25: weighted sum of min-max-normalised scores, dense weight "
         f"{fusion['tuned']['weight']:.2f} for this model and {fusion['base']['weight']:.2f} for "
