@@ -152,7 +152,10 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
             import json
 
             return dict(json.loads((model / "embedtune.json").read_text(encoding="utf-8")))
-        has_checkpoints = (work_dir(model) / "checkpoints").is_dir()
+        # contrastive checkpoints, or those of the mlm strategy's pretraining phase
+        has_checkpoints = any(
+            (work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints")
+        )
         return train_model(
             model,
             train_config,

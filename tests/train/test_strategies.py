@@ -295,3 +295,46 @@ def test_weak_supervision_trains_without_reading_labels(
             data=str(train_set),
             dev_split="train",
         )
+
+
+def test_lora_resume_after_kill_9_gives_the_uninterrupted_weights(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.train.test_train import _assert_same, _train_cmd, _weights
+
+    lora = ("--strategy", "lora")
+    straight = tmp_path / "straight" / "model"
+    straight.parent.mkdir()
+    subprocess.run(
+        _train_cmd(train_set, train_model_dir, straight, *lora),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    out = tmp_path / "killed" / "model"
+    out.parent.mkdir()
+    process = subprocess.Popen(
+        _train_cmd(train_set, train_model_dir, out, *lora),
+        env={**os.environ, "EMBEDTUNE_TEST_STEP_DELAY": "0.05"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = out.parent / "model.work" / "checkpoints"
+    deadline = time.time() + 300
+    while not list(checkpoints.glob("checkpoint-*/embedtune-complete")):
+        assert process.poll() is None and time.time() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    subprocess.run(
+        _train_cmd(train_set, train_model_dir, out, *lora, "--resume"),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    _assert_same(_weights(out), _weights(straight))
