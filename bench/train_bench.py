@@ -46,7 +46,8 @@ COLLECTIONS = {
         "test": "mediqa2019-qa",
         "test_split": "test",
     },
-    # label-free only (no training labels): the corpus comes from the test split's folder
+    # label-free only (no training labels): the corpus comes from the test split's folder;
+    # cranfield has a few empty documents (skipped and counted in the manifest)
     "cranfield": {
         "train": "cranfield",
         "train_split": "test",
