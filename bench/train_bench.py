@@ -53,6 +53,7 @@ COLLECTIONS = {
         "train_split": "test",
         "test": "cranfield",
         "test_split": "test",
+        "skip_bad": True,
     },
     "cacm": {"train": "cacm", "train_split": "test", "test": "cacm", "test_split": "test"},
 }
