@@ -338,3 +338,14 @@ def test_lora_resume_after_kill_9_gives_the_uninterrupted_weights(
         timeout=600,
     )
     _assert_same(_weights(out), _weights(straight))
+
+
+def test_a_bad_probe_set_fails_before_training(
+    train_set: Path, train_model_dir: Path, tmp_path: Path
+) -> None:
+    from embedtune.errors import DataError
+
+    config = _config(train_model_dir, probes=[{"data": str(tmp_path / "missing")}])
+    with pytest.raises(DataError, match="not a BEIR folder"):
+        train_model(tmp_path / "out", config, data=str(train_set))
+    assert not (tmp_path / "out.work").exists()  # nothing mined, nothing trained

@@ -20,6 +20,7 @@ class ProbeSet(BaseModel):
 
     data: str
     split: str | None = None
+    skip_bad: bool = Field(default=False, description="skip (and count) unreadable records")
 
 
 class TrainConfig(BaseModel):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from embedtune.corpus.types import Dataset
     from embedtune.models import ModelRef
     from embedtune.train.config import ProbeSet, TrainConfig
     from embedtune.train.data import DevSet
@@ -109,24 +110,34 @@ def choose_interpolation(
     }
 
 
+def load_probes(probes: list[ProbeSet]) -> list[Dataset]:
+    """Each probe collection, loaded before training so a bad probe fails at once."""
+    from embedtune.corpus.load import load_beir
+
+    loaded = []
+    for probe in probes:
+        data = load_beir(probe.data, probe.split, skip_bad=probe.skip_bad)
+        if not data.judged_queries():
+            raise ConfigError(f"probe set {probe.data}: no judged queries in split {data.split}")
+        loaded.append(data)
+    return loaded
+
+
 def measure_probes(
     base_model: SentenceTransformer,
     ref: ModelRef,
     model: SentenceTransformer,
     probes: list[ProbeSet],
+    datasets: list[Dataset],
     config: TrainConfig,
 ) -> list[dict[str, Any]]:
     """nDCG@10 of the base and the tuned model on each probe set (max-passage, whole probe
     corpus); the difference is the forgetting."""
-    from embedtune.corpus.load import load_beir
     from embedtune.train.data import DevSet
 
     out = []
-    for probe in probes:
-        data = load_beir(probe.data, probe.split)
+    for probe, data in zip(probes, datasets, strict=True):
         ids = list(data.judged_queries())
-        if not ids:
-            raise ConfigError(f"probe set {probe.data}: no judged queries in split {data.split}")
         dev = DevSet.from_dataset(data, ids, base_model.tokenizer, config.passages)
         q, d = config.query_prompt, config.doc_prompt
         before = dev.score(dev.search(base_model, query_prompt=q, doc_prompt=d, cached_as=ref))

@@ -34,7 +34,13 @@ from embedtune.train.checkpoints import (
 )
 from embedtune.train.config import TrainConfig
 from embedtune.train.data import DevSet, hold_out_dev
-from embedtune.train.forgetting import choose_interpolation, measure_probes, mix_general, snapshot
+from embedtune.train.forgetting import (
+    choose_interpolation,
+    load_probes,
+    measure_probes,
+    mix_general,
+    snapshot,
+)
 from embedtune.train.strategies import Domain, count_trainable, get_strategy
 from embedtune.train.vocab import extend_vocabulary
 
@@ -424,6 +430,7 @@ def train_model(
     if config.max_seq_length:
         model.max_seq_length = config.max_seq_length
     strategy.check(model, config)  # before any work: a bad setting fails at once
+    probes = load_probes(config.probes)
     pairs, dev, info, texts = _prepare_data(
         data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
     )
@@ -528,7 +535,7 @@ def train_model(
         info["interpolation"] = {k: v for k, v in chosen.items() if k != "runs"}
     if config.probes:
         info["probes"] = measure_probes(
-            load_model(ref, device=config.device), ref, model, config.probes, config
+            load_model(ref, device=config.device), ref, model, config.probes, probes, config
         )
     info["fusion"] = (
         {
