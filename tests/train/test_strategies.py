@@ -216,7 +216,7 @@ def test_forgetting_defences_in_a_training_run(
         interpolate=True,
         interpolate_grid=[0.5, 1.0],
         general_pairs=str(general),
-        probes=[{"data": str(train_set), "split": "train"}],
+        probes=[{"data": str(train_set)}],  # its only split, 'train', is found
     )
     result = train_model(tmp_path / "out", config, data=str(train_set))
     forgetting = result.settings["forgetting"]

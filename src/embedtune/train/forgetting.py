@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError
@@ -112,11 +113,15 @@ def choose_interpolation(
 
 def load_probes(probes: list[ProbeSet]) -> list[Dataset]:
     """Each probe collection, loaded before training so a bad probe fails at once."""
-    from embedtune.corpus.load import load_beir
+    from embedtune.corpus.load import beir_splits, load_beir
 
     loaded = []
     for probe in probes:
-        data = load_beir(probe.data, probe.split, skip_bad=probe.skip_bad)
+        split = probe.split
+        if split is None:  # the test split, or the only one there is
+            splits = beir_splits(Path(probe.data))
+            split = "test" if "test" in splits or len(splits) != 1 else splits[0]
+        data = load_beir(probe.data, split, skip_bad=probe.skip_bad)
         if not data.judged_queries():
             raise ConfigError(f"probe set {probe.data}: no judged queries in split {data.split}")
         loaded.append(data)
