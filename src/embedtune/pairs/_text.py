@@ -114,7 +114,7 @@ def is_term(word: str) -> bool:
     return len(word) >= 3 and word[0].isalpha() and word not in _stopwords()
 
 
-def count_words(text: str) -> int:
+def word_count(text: str) -> int:
     """Number of word and number tokens."""
     return len(_WORD.findall(text))
 

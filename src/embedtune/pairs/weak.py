@@ -43,10 +43,10 @@ from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import DataError
 from embedtune.pairs._text import (
     TermStats,
-    count_words,
     key_phrases,
     salient_sentences,
     split_sentences,
+    word_count,
 )
 from embedtune.pairs.config import PairsConfig, WeakConfig
 from embedtune.pairs.io import Pair
@@ -252,7 +252,7 @@ def _sections(text: str) -> list[tuple[str, str]]:
     for i, match in enumerate(found):
         end = found[i + 1].start() if i + 1 < len(found) else len(text)
         body = text[match.end() : end].strip()
-        if count_words(body) >= 5:
+        if word_count(body) >= 5:
             out.append((match.group(1).strip(), body))
     return out
 
@@ -291,10 +291,10 @@ def _lead_pairs(
     wanted: list[tuple[Document, str, str]] = []
     for doc in docs:
         sentences = split_sentences(doc.text)
-        if len(sentences) < 2 or not length[0] <= count_words(sentences[0].text) <= length[1]:
+        if len(sentences) < 2 or not length[0] <= word_count(sentences[0].text) <= length[1]:
             continue
         rest = doc.text[sentences[0].end :].strip()
-        if count_words(rest) >= length[0]:
+        if word_count(rest) >= length[0]:
             wanted.append((doc, sentences[0].text, rest))
     positives = _first_passages([(d.title, rest) for d, _, rest in wanted], tokenizer, passages)
     return [
@@ -518,7 +518,7 @@ def _inverse_cloze(
             return True  # the labeled document does not contain the sentence: no copy
         positive = whole[0]
     rest = " ".join(part.strip() for part in positive.split(sentence, 1)).strip()
-    if count_words(rest) < 5:
+    if word_count(rest) < 5:
         counts["sentence.dropped_short_positive"] += 1
         return False
     pair.positive = rest

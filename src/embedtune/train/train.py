@@ -174,6 +174,23 @@ def _base_encoder(base: SentenceTransformer, ref: ModelRef, config: TrainConfig)
     )
 
 
+def _pairs_fingerprint(dataset: Dataset, config: TrainConfig, ref: ModelRef, **extra: Any) -> str:
+    """What the pairs were made from: they are reused on resume only when all of it matches."""
+    return sha256_text(
+        json.dumps(
+            {
+                "data": sorted(dataset.manifest.files.values()),
+                "pairs": config.pairs.model_dump(mode="json"),
+                "passages": config.passages.model_dump(),
+                "model": ref.sha256,
+                "prompts": [config.query_prompt, config.doc_prompt],
+                **extra,
+            },
+            sort_keys=True,
+        )
+    )
+
+
 def _prepare_data(
     data: str | None,
     pairs_file: str | None,
@@ -241,21 +258,7 @@ def _prepare_data(
         }
     if pairs_file is None:
         assert dataset is not None
-        # what the pairs were made from: reused on resume only when all of it is unchanged
-        fingerprint = sha256_text(
-            json.dumps(
-                {
-                    "data": sorted(dataset.manifest.files.values()),
-                    "split": split,
-                    "train_queries": train_ids,
-                    "pairs": config.pairs.model_dump(mode="json"),
-                    "passages": config.passages.model_dump(),
-                    "model": ref.sha256,
-                    "prompts": [config.query_prompt, config.doc_prompt],
-                },
-                sort_keys=True,
-            )
-        )
+        fingerprint = _pairs_fingerprint(dataset, config, ref, split=split, train_queries=train_ids)
         summary_file = saved.with_suffix(".summary.json")
         if saved.is_file():
             previous = (
@@ -313,19 +316,7 @@ def _prepare_weak(
     from embedtune.pairs.weak import build_weak_supervision
 
     dataset = load_beir(resolve_beir(Path(data), split), None, skip_bad=skip_bad)
-    fingerprint = sha256_text(
-        json.dumps(
-            {
-                "data": sorted(dataset.manifest.files.values()),
-                "weak": config.weak.model_dump(mode="json"),
-                "pairs": config.pairs.model_dump(mode="json"),
-                "passages": config.passages.model_dump(),
-                "model": ref.sha256,
-                "prompts": [config.query_prompt, config.doc_prompt],
-            },
-            sort_keys=True,
-        )
-    )
+    fingerprint = _pairs_fingerprint(dataset, config, ref, weak=config.weak.model_dump(mode="json"))
     saved, dev_file = work / "pairs.jsonl", work / "weak-dev.json"
     summary_file = saved.with_suffix(".summary.json")
     if saved.is_file() and dev_file.is_file() and summary_file.is_file():
