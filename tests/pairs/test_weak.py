@@ -21,6 +21,7 @@ from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
 from embedtune.evaluate.dense import DenseEncoder
 from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.pairs._text import split_sentences
 from embedtune.pairs.config import PairsConfig, WeakConfig
 from embedtune.pairs.weak import WeakData, build_weak_supervision, hold_out_documents
 from embedtune.testing import build_tiny_model
@@ -123,6 +124,25 @@ def by_source(result: WeakData, source: str) -> list[Any]:
 # --- heuristic pairs ------------------------------------------------------------------------
 
 
+WING = (
+    "wing flutter tests . the flutter of sigma wings was measured in a wind tunnel (fig. 3) "
+    "by smith et al. at 0.5 mach . the results agree with the u.s. theory of thin sigma wings "
+    "in steady flow !\nfurther tests are planned for next year"
+)
+
+
+def test_lower_cased_text_is_split_at_its_stops() -> None:
+    assert [s.text for s in split_sentences(WING)] == [
+        "wing flutter tests .",
+        "the flutter of sigma wings was measured in a wind tunnel (fig. 3) by smith et al. at "
+        "0.5 mach .",
+        "the results agree with the u.s. theory of thin sigma wings in steady flow !",
+        "further tests are planned for next year",
+    ]
+    # cased text keeps needing a capital after the stop
+    assert len(split_sentences("Revenue grew. the U.S. market fell.")) == 1
+
+
 def test_title_and_heading_pairs(tokenizer: Any) -> None:
     corpus = dict(CORPUS)
     corpus["t1"] = Document("t1", "Sigma", "Sigma programs are discussed below in detail here.")
@@ -132,11 +152,14 @@ def test_title_and_heading_pairs(tokenizer: Any) -> None:
         "# Beta outlook\nAuditors reviewed beta controls and found weaknesses.\n"
         "## Empty\n\n## Gamma risks\nRevenue from gamma services grew because customers renewed.",
     )
+    corpus["t3"] = Document("t3", "wing flutter tests .", WING)
     result = build(topic_encoder(tokenizer), corpus, sources=["title"])
     pairs = by_source(result, "weak:title")
     titles = {p.provenance["doc_id"]: p for p in pairs if p.provenance["from"] == "title"}
     # every topic document has its own title; "Sigma" only repeats the start of t1's text
-    assert set(titles) == set(CORPUS)
+    assert set(titles) == {*CORPUS, "t3"}
+    # t3's text repeats its title as a sentence of its own: the positive is what follows
+    assert titles.pop("t3").positive.startswith("the flutter of sigma wings was measured")
     for doc_id, pair in titles.items():
         assert pair.query == CORPUS[doc_id].title
         assert CORPUS[doc_id].text.startswith(pair.positive)  # first window, no title prefix
@@ -174,10 +197,15 @@ def test_adjacent_pairs_are_consecutive_and_disjoint(tokenizer: Any) -> None:
 
 
 def test_lead_pairs_drop_the_sentence(tokenizer: Any) -> None:
-    result = build(topic_encoder(tokenizer), sources=["lead"])
+    corpus = {**CORPUS, "t3": Document("t3", "wing flutter tests .", WING)}
+    result = build(topic_encoder(tokenizer), corpus, sources=["lead"])
     pairs = by_source(result, "weak:lead")
-    assert len(pairs) == len(CORPUS)
-    for pair in pairs:
+    assert len(pairs) == len(CORPUS) + 1
+    # a title repeated at the start of the text is not the lead: the next sentence is
+    wing = next(p for p in pairs if p.provenance["doc_id"] == "t3")
+    assert wing.query.startswith("the flutter of sigma wings") and wing.query.endswith("mach .")
+    assert wing.positive.startswith("wing flutter tests . the results agree")  # title prefix
+    for pair in (p for p in pairs if p is not wing):
         doc = CORPUS[pair.provenance["doc_id"]]
         assert doc.text.startswith(pair.query) and pair.query.endswith("regions.")
         assert pair.query not in pair.positive
@@ -287,6 +315,18 @@ def test_no_training_pair_touches_a_dev_document(tokenizer: Any) -> None:
     )
     assert len(few.dev_ids) == 2 and set(few.dev_ids) <= set(result.dev_ids)
     assert few.summary["dev"]["capped"] == len(result.dev_ids) - 2
+    # dev queries do not depend on the training sources: the same held-out queries judge a
+    # recipe trained on adjacent passages only
+    adjacent = build(
+        topic_encoder(tokenizer),
+        None,
+        PassageConfig(window=16, stride=8),
+        sources=["adjacent"],
+        dev_fraction=0.25,
+        dev_seed=3,
+    )
+    assert {p.provenance["source"] for p in adjacent.pairs} == {"weak:adjacent"}
+    assert adjacent.dev_ids == result.dev_ids
 
 
 def test_dev_fraction_leaving_nothing_to_train_is_refused(tokenizer: Any) -> None:

@@ -8,6 +8,11 @@ not split after a few common abbreviations (``Inc.``, ``No.``, ``e.g.``) nor aft
 capital (``U.S.``, initials). Its limits: other abbreviations followed by a capitalised word
 (``Jan. Smith``) split wrongly, a sentence starting with a digit or a lower-case letter is
 joined to the previous one, and languages without these marks are not split at all.
+
+A text with no upper-case letter at all (lower-cased collections such as Cranfield, often
+with spaced stops: ``slipstream . the results``) has no capital to look for: there a stop
+followed by white space and a letter, digit or bracket ends the sentence, after the same
+abbreviation and single-letter checks.
 """
 
 from __future__ import annotations
@@ -21,8 +26,17 @@ from functools import lru_cache
 from itertools import pairwise
 
 _BOUNDARY = re.compile(r"(?<=[a-z0-9%)\]\"'”’]{2})[.!?]+[\"'”’)\]]*(?=\s*[A-Z“\"'(\[])|\n+")
+_BOUNDARY_UNCASED = re.compile(
+    r"(?<=[a-z0-9%)\]\"'”’]{2}) ?[.!?]+[\"'”’)\]]*(?=\s+[a-z0-9“\"'(\[])|\n+"
+)
 _ABBREVIATIONS = frozenset(
     [
+        "al",
+        "cf",
+        "eq",
+        "eqs",
+        "ref",
+        "refs",
         "inc",
         "corp",
         "co",
@@ -85,7 +99,8 @@ def split_sentences(text: str) -> list[Sentence]:
     """Sentences of ``text`` as exact substrings (see the module docstring for the limits)."""
     out: list[Sentence] = []
     start = 0
-    for match in _BOUNDARY.finditer(text):
+    boundary = _BOUNDARY if text != text.lower() else _BOUNDARY_UNCASED
+    for match in boundary.finditer(text):
         if not match.group().startswith("\n"):
             word = _LAST_WORD.search(text[start : match.start()])
             if word and word.group(1).lower().strip(".") in _ABBREVIATIONS:

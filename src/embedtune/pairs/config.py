@@ -111,8 +111,9 @@ class WeakConfig(BaseModel):
     dev_sources: list[Literal["title", "keyphrase", "llm", "sentence"]] = Field(
         default=["title", "keyphrase", "llm"],
         min_length=1,
-        description="pseudo-query kinds used as dev queries; 'sentence' is left out by "
-        "default because a verbatim sentence is found by copy, not by understanding",
+        description="pseudo-query kinds made for held-out documents as dev queries, whatever "
+        "the training sources; 'sentence' is left out by default because a verbatim sentence "
+        "is found by copy, not by understanding ('llm' needs weak.llm)",
     )
     dev_max_queries: int = Field(
         default=200,

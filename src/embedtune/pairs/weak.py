@@ -42,6 +42,7 @@ from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import DataError
 from embedtune.pairs._text import (
+    Sentence,
     TermStats,
     key_phrases,
     salient_sentences,
@@ -218,6 +219,35 @@ def has_own_title(doc: Document) -> bool:
     return bool(title) and not start.startswith(title)
 
 
+def repeated_title_end(doc: Document) -> int:
+    """Where the body starts when the text opens by repeating the title as a line or a
+    sentence of its own (``wing flutter . the flutter of ...``, common in abstracts), else 0.
+
+    A title that is only the first words of a longer sentence is not cut: what follows would
+    be a fragment.
+    """
+    title = doc.title.split()
+    if not title:
+        return 0
+    pattern = r"[#\s]*" + r"\s+".join(re.escape(w) for w in title)
+    match = re.match(pattern, doc.text, flags=re.IGNORECASE)
+    if match is None:
+        return 0
+    end = re.match(r"\s*[.:!?;\-–—]*", doc.text[match.end() :])
+    assert end is not None  # the pattern matches the empty string
+    rest = doc.text[match.end() + end.end() :]
+    ends_sentence = title[-1][-1] in ".:!?" or end.group().strip() or rest.startswith("\n")
+    if not ends_sentence or not rest.strip():
+        return 0
+    return len(doc.text) - len(rest.lstrip())
+
+
+def _body_sentences(doc: Document) -> list[Sentence]:
+    """The text's sentences after a repeated title."""
+    start = repeated_title_end(doc)
+    return [s for s in split_sentences(doc.text) if s.start >= start]
+
+
 def _first_passages(
     items: list[tuple[str, str]], tokenizer: Any, config: PassageConfig
 ) -> list[str]:
@@ -235,6 +265,9 @@ def _title_pairs(
     for doc in docs:
         if has_own_title(doc):
             wanted.append((doc.title.strip(), doc.text, {"doc_id": doc.id, "from": "title"}))
+        elif body_start := repeated_title_end(doc):
+            body = doc.text[body_start:]  # the title is cut: a positive must not repeat it
+            wanted.append((doc.title.strip(), body, {"doc_id": doc.id, "from": "title"}))
         for n, (heading, body) in enumerate(_sections(doc.text)[:per_doc]):
             wanted.append((heading, body, {"doc_id": doc.id, "from": "heading", "heading": n}))
     positives = _first_passages([("", body) for _, body, _ in wanted], tokenizer, plain)
@@ -287,10 +320,11 @@ def _overlap(first: str, second: str) -> bool:
 def _lead_pairs(
     docs: list[Document], tokenizer: Any, passages: PassageConfig, length: tuple[int, int]
 ) -> list[Pair]:
-    """First sentence → the first passage of the rest of the document (sentence removed)."""
+    """First sentence → the first passage of the rest of the document (sentence removed).
+    A title repeated at the start of the text is not a lead: ``weak:title`` has it."""
     wanted: list[tuple[Document, str, str]] = []
     for doc in docs:
-        sentences = split_sentences(doc.text)
+        sentences = _body_sentences(doc)
         if len(sentences) < 2 or not length[0] <= word_count(sentences[0].text) <= length[1]:
             continue
         rest = doc.text[sentences[0].end :].strip()
@@ -313,9 +347,13 @@ def pseudo_queries(
     time. A training document's title already gives an exact ``weak:title`` pair."""
     for doc in docs:
         dev = doc.id in dev_docs
-        kinds = [k for k in weak.sources if k in _QUERY_KINDS and k != "llm"]
-        if dev:
-            kinds = [k for k in kinds if k in weak.dev_sources]
+        # dev kinds do not depend on the training sources: a recipe without key-phrase
+        # training is still judged on key-phrase (and title) queries of held-out documents
+        kinds = [
+            k
+            for k in (weak.dev_sources if dev else weak.sources)
+            if k in _QUERY_KINDS and k != "llm"
+        ]
         seen: set[str] = set()
         for kind in kinds:
             for n, text in enumerate(_doc_queries(doc, kind, dev, stats, weak)):
@@ -329,7 +367,7 @@ def _doc_queries(
 ) -> list[str]:
     limit = weak.max_queries_per_doc
     if kind == "sentence":
-        sentences = split_sentences(doc.text)
+        sentences = _body_sentences(doc)
         if "lead" in weak.sources and not dev:
             sentences = sentences[1:]  # the lead sentence already makes a weak:lead pair
         return [s.text for s in salient_sentences(sentences, stats, weak.sentence_words, limit)]
