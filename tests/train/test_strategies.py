@@ -274,6 +274,10 @@ def test_weak_supervision_trains_without_reading_labels(
     # BM25 made the pseudo-dev labels: not compared there, and hybrids fall back to RRF
     assert settings["outcome"]["better_than_bm25"] is None
     assert settings["fusion"]["method"] == "rrf"
+    # the label-free default interpolates with the base, the ratio chosen on pseudo-dev
+    assert settings["forgetting"]["interpolation"]["alpha"] in [0.25, 0.5, 0.75, 1.0]
+    assert TrainConfig().interpolate is False  # with labels: off unless asked
+    assert TrainConfig(supervision="weak", save_adapter=True).interpolate is False
     from embedtune.evaluate.config import EvalConfig
     from embedtune.evaluate.evaluate import run_evaluation
 

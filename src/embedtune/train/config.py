@@ -63,8 +63,10 @@ class TrainConfig(BaseModel):
     general_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="share of general pairs in the training set"
     )
-    interpolate: bool = Field(
-        default=False, description="mix tuned and base weights, the ratio chosen on dev"
+    interpolate: bool | None = Field(
+        default=None,
+        description="mix tuned and base weights, the ratio chosen on dev (default: on with "
+        "weak supervision, where it won on pseudo-dev (BENCHMARKS.md), off with labels)",
     )
     interpolate_grid: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     probes: list[ProbeSet] = Field(
@@ -101,6 +103,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
+        if self.interpolate is None:
+            self.interpolate = self.supervision == "weak" and not self.save_adapter
         if self.interpolate and self.save_adapter:
             raise ValueError(
                 "interpolate works on merged weights: set save_adapter false or interpolate false"
