@@ -276,6 +276,9 @@ def test_weak_supervision_trains_without_reading_labels(
     assert settings["fusion"]["method"] == "rrf"
     # the label-free default interpolates with the base, the ratio chosen on pseudo-dev
     assert settings["forgetting"]["interpolation"]["alpha"] in [0.25, 0.5, 0.75, 1.0]
+    # the pseudo-dev verdict comes with its significance against the base
+    assert 0 < settings["outcome"]["p_vs_base"] <= 1
+    assert "against base" in settings["outcome"]["notes"][-1]
     assert TrainConfig().interpolate is False  # with labels: off unless asked
     assert TrainConfig(supervision="weak", save_adapter=True).interpolate is False
     from embedtune.evaluate.config import EvalConfig

@@ -15,6 +15,7 @@ from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Qrels
 from embedtune.evaluate.fusion import cut
 from embedtune.evaluate.metrics import Run, mean, per_query
+from embedtune.evaluate.stats import randomization_test
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -163,3 +164,8 @@ class DevSet:
     def score(self, run: Run) -> dict[str, float]:
         values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
         return {metric: mean(v) for metric, v in values.items()}
+
+    def p_value(self, run: Run, other: Run, metric: str = "ndcg@10") -> float:
+        """Paired randomization test of two runs' per-query ``metric`` (the report's test)."""
+        a, b = (per_query(r, self.qrels, [metric])[metric] for r in (run, other))
+        return randomization_test(np.array(list(a.values())), np.array([b[q] for q in a]))

@@ -528,6 +528,7 @@ def train_model(
         info["probes"] = measure_probes(
             load_model(ref, device=config.device), ref, model, config.probes, probes, config
         )
+    info["dev_p_vs_base"] = dev.p_value(tuned_run, base_run)
     info["fusion"] = (
         {
             "method": "rrf",
@@ -602,6 +603,11 @@ def _settings(
     base_score, bm25_score = baseline["base"]["ndcg@10"], baseline["bm25"]["ndcg@10"]
     score = tuned["ndcg@10"]
     beats_base = score > base_score
+    # a small dev set moves by chance: say whether the difference to the base is significant
+    p_base = info["dev_p_vs_base"]
+    versus_base = f"p = {p_base:.3g} against base, " + (
+        "significant" if p_base < 0.05 else "NOT significant"
+    )
     # weak supervision: BM25 made the pseudo-dev labels and scores perfectly there by
     # construction; only the base model is a fair comparison (real queries judge BM25)
     beats_bm25 = None if config.supervision == "weak" else score > bm25_score
@@ -614,6 +620,7 @@ def _settings(
     if not beats_base:
         notes.append(
             f"NOT BETTER than the base model on dev: nDCG@10 {score:.4f} vs base {base_score:.4f}"
+            f" ({versus_base})"
         )
     if beats_bm25 is False:
         notes.append(f"NOT BETTER than BM25 on dev: nDCG@10 {score:.4f} vs bm25 {bm25_score:.4f}")
@@ -621,7 +628,7 @@ def _settings(
         against = f"base ({base_score:.4f})" + (
             f" and BM25 ({bm25_score:.4f})" if beats_bm25 else ""
         )
-        notes.append(f"better than {against} on dev: nDCG@10 {score:.4f}")
+        notes.append(f"better than {against} on dev: nDCG@10 {score:.4f} ({versus_base})")
     trainable, total = parameters
     return {
         "format": 1,
@@ -648,6 +655,7 @@ def _settings(
             "better": beats_base and beats_bm25 is not False,
             "better_than_base": beats_base,
             "better_than_bm25": beats_bm25,
+            "p_vs_base": p_base,
             "notes": notes,
         },
         "training": {
@@ -661,7 +669,15 @@ def _settings(
     }
 
 
-_NOT_DATA = {"fusion", "strategy", "vocabulary", "general_pairs", "interpolation", "probes"}
+_NOT_DATA = {
+    "dev_p_vs_base",
+    "fusion",
+    "strategy",
+    "vocabulary",
+    "general_pairs",
+    "interpolation",
+    "probes",
+}
 
 
 def _best_step(trainer: Any) -> int | None:
