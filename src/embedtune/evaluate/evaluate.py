@@ -23,7 +23,7 @@ from embedtune.evaluate.fusion import choose_weight, rrf, weighted
 from embedtune.evaluate.metrics import Run, judged_query_ids, mean, per_query
 from embedtune.evaluate.ranking import write_run
 from embedtune.evaluate.report import render_markdown
-from embedtune.evaluate.stats import bootstrap_interval, randomization_test
+from embedtune.evaluate.stats import SIGNIFICANCE_LEVEL, bootstrap_interval, randomization_test
 from embedtune.io import write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.provenance import library_versions
@@ -325,7 +325,7 @@ def _report(
                 entry[metric] = {
                     "diff": float(a.mean() - b.mean()),
                     "p": p,
-                    "significant": p < 0.05,
+                    "significant": p < SIGNIFICANCE_LEVEL,
                 }
     return {
         "systems": table,
@@ -346,7 +346,7 @@ def _report(
         "seed": config.seed,
         "tests": {
             "significance": f"paired two-sided randomization, {config.permutations} "
-            "permutations, p < 0.05",
+            f"permutations, p < {SIGNIFICANCE_LEVEL}",
             "intervals": f"percentile bootstrap over queries, {config.bootstrap} resamples, 95%",
         },
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 PERMUTATIONS = 10_000
+SIGNIFICANCE_LEVEL = 0.05  # every p-value embedtune reports is judged at this level
 BOOTSTRAP = 10_000
 _BLOCK = 1_000  # resamples per block: bounds memory at queries × block floats
 

@@ -22,6 +22,7 @@ from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
 from embedtune.evaluate.fusion import dev_fusion
 from embedtune.evaluate.metrics import Run
+from embedtune.evaluate.stats import SIGNIFICANCE_LEVEL
 from embedtune.io import sha256_text, write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
@@ -528,7 +529,6 @@ def train_model(
         info["probes"] = measure_probes(
             load_model(ref, device=config.device), ref, model, config.probes, probes, config
         )
-    info["dev_p_vs_base"] = dev.p_value(tuned_run, base_run)
     info["fusion"] = (
         {
             "method": "rrf",
@@ -552,6 +552,7 @@ def train_model(
         trainable,
         len(pairs),
         time.perf_counter() - started,
+        p_vs_base=dev.p_value(tuned_run, base_run),
     )
     if is_main_process():
         _save(model, out, settings)
@@ -598,15 +599,15 @@ def _settings(
     parameters: tuple[int, int],
     n_pairs: int,
     seconds: float,
+    p_vs_base: float,
 ) -> dict[str, Any]:
     """Everything stored with the model: how to split passages, lineage, dev outcome."""
     base_score, bm25_score = baseline["base"]["ndcg@10"], baseline["bm25"]["ndcg@10"]
     score = tuned["ndcg@10"]
     beats_base = score > base_score
     # a small dev set moves by chance: say whether the difference to the base is significant
-    p_base = info["dev_p_vs_base"]
-    versus_base = f"p = {p_base:.3g} against base, " + (
-        "significant" if p_base < 0.05 else "NOT significant"
+    versus_base = f"p = {p_vs_base:.3g} against base, " + (
+        "significant" if p_vs_base < SIGNIFICANCE_LEVEL else "NOT significant"
     )
     # weak supervision: BM25 made the pseudo-dev labels and scores perfectly there by
     # construction; only the base model is a fair comparison (real queries judge BM25)
@@ -655,7 +656,7 @@ def _settings(
             "better": beats_base and beats_bm25 is not False,
             "better_than_base": beats_base,
             "better_than_bm25": beats_bm25,
-            "p_vs_base": p_base,
+            "p_vs_base": p_vs_base,
             "notes": notes,
         },
         "training": {
@@ -669,15 +670,7 @@ def _settings(
     }
 
 
-_NOT_DATA = {
-    "dev_p_vs_base",
-    "fusion",
-    "strategy",
-    "vocabulary",
-    "general_pairs",
-    "interpolation",
-    "probes",
-}
+_NOT_DATA = {"fusion", "strategy", "vocabulary", "general_pairs", "interpolation", "probes"}
 
 
 def _best_step(trainer: Any) -> int | None:
