@@ -153,15 +153,20 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # seeds run earlier (another invocation, e.g. --seeds 2,3 after --seeds 1) stay in the summary
+    summary_path = Path(args.out, f"{args.collection}-{tag}.json")
+    ran = {r["seed"] for r in rows}
+    if summary_path.exists():
+        earlier = json.loads(summary_path.read_text())["rows"]
+        rows = sorted([r for r in earlier if r["seed"] not in ran] + rows, key=lambda r: r["seed"])
     summary = {}
     for system in rows[0]["ndcg@10"]:
         values = [r["ndcg@10"][system] for r in rows]
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         summary[system] = f"{statistics.mean(values):.3f} ± {sd:.3f}"
-    print(json.dumps({"collection": args.collection, "seeds": len(rows), "ndcg@10": summary}))
-    Path(args.out, f"{args.collection}-{tag}.json").write_text(
-        json.dumps({"rows": rows, "summary": summary}, indent=2)
-    )
+    seeds = [r["seed"] for r in rows]
+    print(json.dumps({"collection": args.collection, "seeds": seeds, "ndcg@10": summary}))
+    summary_path.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
 
 
 if __name__ == "__main__":
