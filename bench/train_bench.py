@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from embedtune.io import write_json
+
 # label-free runs train on at most this many weak pairs (a seeded sample): a CPU budget, the
 # size of finance10k's labeled training set ×2, so a run fits in minutes
 WEAK_MAX_PAIRS = 2000
@@ -166,7 +168,8 @@ def main() -> None:
         summary[system] = f"{statistics.mean(values):.3f} ± {sd:.3f}"
     seeds = [r["seed"] for r in rows]
     print(json.dumps({"collection": args.collection, "seeds": seeds, "ndcg@10": summary}))
-    summary_path.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    # atomic: the file now holds earlier invocations' seeds, which a torn write would lose
+    write_json(summary_path, {"rows": rows, "summary": summary})
 
 
 if __name__ == "__main__":
