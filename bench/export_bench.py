@@ -43,7 +43,7 @@ def encode(backend: str, folder: str, n: int, batch: int) -> None:
         meta = json.loads((Path(folder) / "bench.json").read_text())
         model = load_model(resolve_model(meta["source_path"]), device="cpu")
     else:
-        from embedtune.export.encoder import OnnxEncoder
+        from embedtune.retrieval.onnx import OnnxEncoder
 
         model = OnnxEncoder(folder, backend)
     model.encode(texts[:batch], batch_size=batch)  # warm-up

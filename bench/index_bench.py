@@ -89,9 +89,9 @@ def real(data: Path) -> list[dict[str, object]]:
     from embedtune.corpus.config import PassageConfig
     from embedtune.corpus.load import load_beir
     from embedtune.corpus.passages import split_passages
-    from embedtune.evaluate.config import default_cache_dir
-    from embedtune.evaluate.dense import DenseEncoder, doc_chunks
     from embedtune.models import load_model, resolve_model
+    from embedtune.retrieval.cache import default_cache_dir
+    from embedtune.retrieval.dense import DenseEncoder, doc_chunks
 
     ref = resolve_model("base")
     model = load_model(ref)

@@ -30,9 +30,9 @@ def _texts(n: int, seed: int, length: int = 30) -> list[str]:
 def child(size: int, model_dir: str) -> None:
     import numpy as np
 
-    from embedtune.evaluate.bm25 import BM25Index
-    from embedtune.evaluate.dense import DenseEncoder, dense_search
     from embedtune.models import load_model, resolve_model
+    from embedtune.retrieval.bm25 import BM25Index
+    from embedtune.retrieval.dense import DenseEncoder, dense_search
 
     texts = _texts(size, seed=1)
     doc_ids = [f"d{i}" for i in range(size)]

@@ -93,21 +93,23 @@ def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
 
 def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
     """An adapter saved by ``save_adapter``: its base (recorded by name and content hash in
-    embedtune.json) loaded offline, then the adapter on top, with the folder's prompts."""
+    the folder's settings record) loaded offline, then the adapter on top, with its prompts."""
     import json
+
+    from embedtune.model_folder import read_settings
 
     require("peft", "train")
     from sentence_transformers import SentenceTransformer
 
-    settings_file = folder / "embedtune.json"
-    if not settings_file.is_file():
+    settings = read_settings(folder)
+    if settings is None:
         # not ours: let sentence-transformers resolve the base as it does online
         return SentenceTransformer(str(folder), device=device, local_files_only=True)
-    recorded = json.loads(settings_file.read_text(encoding="utf-8"))["base_model"]
-    base = resolve_model(os.environ.get("EMBEDTUNE_ADAPTER_BASE") or recorded["name"])
-    if base.sha256 != recorded["sha256"]:
+    recorded = settings.base_model
+    base = resolve_model(os.environ.get("EMBEDTUNE_ADAPTER_BASE") or recorded.name)
+    if base.sha256 != recorded.sha256:
         raise ConfigError(
-            f"{folder} is an adapter for {recorded['name']} (sha256 {recorded['sha256'][:12]}), "
+            f"{folder} is an adapter for {recorded.name} (sha256 {recorded.sha256[:12]}), "
             f"but {base.path} has other weights (sha256 {base.sha256[:12]}); set "
             "EMBEDTUNE_ADAPTER_BASE to the folder of the base it was trained on"
         )

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from embedtune.analyze.analyze import analyze_corpus
-from embedtune.analyze.vocab import count_words, fragmentation
 from embedtune.cli.main import app
+from embedtune.corpus.vocab import count_words, fragmentation
 from embedtune.errors import ConfigError
 from embedtune.testing import build_tiny_model
 from tests.conftest import write_beir

@@ -12,7 +12,7 @@ from embedtune.corpus import load_beir
 from embedtune.errors import ConfigError
 from embedtune.evaluate.config import EvalConfig
 from embedtune.evaluate.evaluate import run_evaluation
-from embedtune.evaluate.ranking import read_run
+from embedtune.retrieval.ranking import read_run
 from tests.conftest import write_beir
 
 

@@ -60,7 +60,7 @@ import json, sys
 sys.modules["torch"] = None          # importing torch or transformers now fails
 sys.modules["transformers"] = None
 sys.modules["sentence_transformers"] = None
-from embedtune.export.encoder import OnnxEncoder
+from embedtune.retrieval.onnx import OnnxEncoder
 vectors = OnnxEncoder({str(exported)!r}, "fp32").encode({TEXTS!r}, batch_size=3)
 print(json.dumps(vectors.tolist()))
 """

@@ -42,8 +42,8 @@ def _exact_top(
     from embedtune.corpus.config import PassageConfig
     from embedtune.corpus.load import load_beir
     from embedtune.corpus.passages import split_passages
-    from embedtune.evaluate.dense import DenseEncoder, dense_search
     from embedtune.models import load_model, resolve_model
+    from embedtune.retrieval.dense import DenseEncoder, dense_search
 
     ref = resolve_model(str(reg.model_path(vid)))
     model = load_model(ref)

@@ -10,10 +10,10 @@ import pytest
 from embedtune.corpus import load_beir
 from embedtune.corpus.config import PassageConfig
 from embedtune.errors import DataError
-from embedtune.evaluate.dense import DenseEncoder
 from embedtune.models import load_model, resolve_model
 from embedtune.pairs import PairsConfig, read_pairs_file, write_pairs
 from embedtune.pairs.mine import mine_labeled_pairs
+from embedtune.retrieval.dense import DenseEncoder
 
 
 @pytest.fixture

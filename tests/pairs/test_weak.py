@@ -19,11 +19,11 @@ from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
-from embedtune.evaluate.dense import DenseEncoder
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs._text import split_sentences
 from embedtune.pairs.config import PairsConfig, WeakConfig
 from embedtune.pairs.weak import WeakData, build_weak_supervision, hold_out_documents
+from embedtune.retrieval.dense import DenseEncoder
 from embedtune.testing import build_tiny_model
 
 TOPICS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]

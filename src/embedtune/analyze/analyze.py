@@ -14,7 +14,9 @@ import numpy as np
 
 from embedtune.analyze.config import AnalyzeConfig
 from embedtune.analyze.html import render_html
-from embedtune.analyze.vocab import (
+from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.load import load_beir
+from embedtune.corpus.vocab import (
     count_words,
     fragmentation,
     fragmented_terms,
@@ -22,8 +24,6 @@ from embedtune.analyze.vocab import (
     reference_weights,
     tokenize_words,
 )
-from embedtune.corpus.config import PassageConfig
-from embedtune.corpus.load import load_beir
 from embedtune.errors import ConfigError, require
 from embedtune.io import write_json, write_text
 from embedtune.provenance import library_versions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from embedtune.analyze.vocab import PIECE_BINS
+from embedtune.corpus.vocab import PIECE_BINS
 
 STYLE = """
 body{font:14px/1.5 system-ui,sans-serif;max-width:920px;margin:2em auto;color:#222}

@@ -205,7 +205,8 @@ def eval_command(
 ) -> None:
     """Evaluate BM25, the base model and (with --model) a tuned model side by side."""
     _setup_logging(verbose)
-    from embedtune.evaluate.config import EvalConfig, default_cache_dir
+    from embedtune.evaluate.config import EvalConfig
+    from embedtune.retrieval.cache import default_cache_dir
 
     def build() -> Any:
         from embedtune.evaluate.evaluate import run_evaluation
@@ -323,10 +324,10 @@ def pairs(
         config = PairsConfig.model_validate(options)
         from embedtune.corpus.config import PassageConfig
         from embedtune.corpus.load import load_beir
-        from embedtune.evaluate.config import default_cache_dir
-        from embedtune.evaluate.dense import DenseEncoder
         from embedtune.models import load_model, resolve_model
         from embedtune.pairs.mine import mine_labeled_pairs
+        from embedtune.retrieval.cache import default_cache_dir
+        from embedtune.retrieval.dense import DenseEncoder
 
         if supervision not in {"labels", "weak"}:
             raise ConfigError(f"--supervision '{supervision}': choose labels or weak")

@@ -1,7 +1,7 @@
 """Evaluation stage: BM25, dense, max-passage and hybrid retrieval, scored as trec_eval does."""
 
 from embedtune.evaluate.config import SYSTEMS, EvalConfig
-from embedtune.evaluate.metrics import DEFAULT_METRICS, per_query
+from embedtune.retrieval.metrics import DEFAULT_METRICS, per_query
 
 __all__ = ["DEFAULT_METRICS", "SYSTEMS", "EvalConfig", "per_query", "run_evaluation"]
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from embedtune.corpus.config import PassageConfig
-from embedtune.evaluate.metrics import DEFAULT_METRICS, parse_metric
+from embedtune.retrieval.cache import default_cache_dir
+from embedtune.retrieval.metrics import DEFAULT_METRICS, parse_metric
 
 SYSTEMS = ("bm25", "base", "base-maxp", "base-hybrid", "tuned", "tuned-maxp", "tuned-hybrid")
-
-
-def default_cache_dir() -> str:
-    """``$EMBEDTUNE_CACHE`` or ``~/.cache/embedtune``."""
-    return os.environ.get("EMBEDTUNE_CACHE", str(Path.home() / ".cache" / "embedtune"))
 
 
 class EvalConfig(BaseModel):
@@ -36,7 +30,7 @@ class EvalConfig(BaseModel):
         default=None, description="None: the window stored with the model, else the defaults"
     )
     # rrf: reciprocal rank; weighted: a weight chosen on --tune-data/--tune-split; dev: the
-    # weights the tuned model's training chose on its dev queries (stored in embedtune.json)
+    # weights the tuned model's training chose on its dev queries (stored with the model)
     fusion: Literal["rrf", "weighted", "dev"] = "rrf"
     tune_data: str | None = Field(default=None, description="train/dev data for fusion weights")
     tune_split: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,21 +15,21 @@ from embedtune.corpus.load import load_beir
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError
-from embedtune.evaluate.bm25 import BM25Index
 from embedtune.evaluate.config import EvalConfig
-from embedtune.evaluate.dense import DenseEncoder, dense_search
-from embedtune.evaluate.fusion import choose_weight, rrf, weighted
-from embedtune.evaluate.metrics import Run, judged_query_ids, mean, per_query
-from embedtune.evaluate.ranking import write_run
 from embedtune.evaluate.report import render_markdown
-from embedtune.evaluate.stats import SIGNIFICANCE_LEVEL, bootstrap_interval, randomization_test
 from embedtune.io import write_json, write_text
-from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.model_folder import passages_of, read_settings
+from embedtune.models import load_model, resolve_model
 from embedtune.provenance import library_versions
+from embedtune.retrieval.bm25 import BM25Index
+from embedtune.retrieval.dense import DenseEncoder, dense_search
+from embedtune.retrieval.fusion import choose_weight, rrf, weighted
+from embedtune.retrieval.metrics import Run, judged_query_ids, mean, per_query
+from embedtune.retrieval.ranking import write_run
+from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL, bootstrap_interval, randomization_test
 
 logger = logging.getLogger(__name__)
 
-MODEL_SETTINGS = "embedtune.json"  # written next to a tuned model: passage window, prompts
 SMALL_EVAL = 200
 
 
@@ -59,23 +58,14 @@ def systems_for(config: EvalConfig) -> list[str]:
     return config.systems
 
 
-def model_settings(ref: ModelRef) -> dict[str, Any]:
-    """Passage window and prompts stored with a model by embedtune (empty for other models)."""
-    path = Path(ref.path) / MODEL_SETTINGS
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
 class _Model:
     """One model's encoder, prompts and passage settings, loaded once."""
 
     def __init__(self, name: str, config: EvalConfig) -> None:
         self.ref = resolve_model(name)
-        settings = model_settings(self.ref)
         self.model = load_model(self.ref, device=config.device)
         prompts = dict(getattr(self.model, "prompts", {}) or {})
-        self.passages = config.passages or PassageConfig(**settings.get("passages", {}))
+        self.passages = config.passages or passages_of(self.ref.path) or PassageConfig()
         query_prompt = config.query_prompt
         doc_prompt = config.doc_prompt
         self.encoder = DenseEncoder(
@@ -148,14 +138,15 @@ def _dense_runs(
 
 def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]:
     """The weight the tuned model's training chose on its dev queries for this family."""
-    fusion = model_settings(resolve_model(config.model)).get("fusion") if config.model else None
-    if not fusion or family not in fusion:
+    settings = read_settings(resolve_model(config.model).path) if config.model else None
+    weight = settings.fusion_weight(family) if settings else None
+    if settings is None or settings.fusion is None or weight is None:
         raise ConfigError(
             "--fusion dev reads the fusion weights chosen on dev during training from the "
-            "tuned model's embedtune.json; give --model with a model trained by this version "
+            "tuned model's settings record; give --model with a model trained by this version "
             "of embedtune, or use --fusion rrf"
         )
-    return float(fusion[family]["weight"]), {"tuned_on": fusion.get("tuned_on", "dev")}
+    return weight, {"tuned_on": settings.fusion.get("tuned_on", "dev")}
 
 
 def _fusion_method(config: EvalConfig) -> str:
@@ -163,8 +154,8 @@ def _fusion_method(config: EvalConfig) -> str:
     labels came from BM25 itself (label-free training): weights tuned on them would favour
     BM25."""
     if config.fusion == "dev" and config.model:
-        fusion = model_settings(resolve_model(config.model)).get("fusion") or {}
-        if fusion.get("method") == "rrf":
+        settings = read_settings(resolve_model(config.model).path)
+        if settings is not None and (settings.fusion or {}).get("method") == "rrf":
             return "rrf"
     return config.fusion
 

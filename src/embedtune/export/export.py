@@ -23,9 +23,10 @@ from embedtune.corpus.load import load_beir
 from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError, EmbedtuneError, require
 from embedtune.export.config import ExportConfig
-from embedtune.export.encoder import EXPORT_FILE, OnnxEncoder
 from embedtune.export.module import EncoderSpec, embedding_module
 from embedtune.io import sha256_file, write_json
+from embedtune.model_folder import passages_of
+from embedtune.retrieval.onnx import EXPORT_FILE, OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -162,13 +163,12 @@ def _retrieval(
 ) -> dict[str, Any]:
     """nDCG@10 of max-passage dense search with each encoder on the named eval split."""
     from embedtune.corpus.passages import split_passages
-    from embedtune.evaluate.dense import DenseEncoder, dense_search
-    from embedtune.evaluate.evaluate import model_settings
-    from embedtune.evaluate.metrics import mean, per_query
+    from embedtune.retrieval.dense import DenseEncoder, dense_search
+    from embedtune.retrieval.metrics import mean, per_query
 
     queries = dataset.judged_queries()
     docs = list(dataset.corpus.values())
-    window = PassageConfig(**model_settings(ref).get("passages", {}))
+    window = passages_of(ref.path) or PassageConfig()
     passages = split_passages(docs, st.tokenizer, window)
     scores = {}
     for name, model in encoders.items():
@@ -196,7 +196,6 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
     drifts from PyTorch; an int8 model past ``max_ndcg_drop`` is written but marked not ok.
     """
     require("torch", "eval")
-    from embedtune.evaluate.evaluate import model_settings
     from embedtune.models import load_model, resolve_model
     from embedtune.provenance import library_versions
 
@@ -215,13 +214,12 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
     sample = _sample(config, dataset)
     reference = np.asarray(st.encode(sample, batch_size=config.batch_size), dtype=np.float32)
     args = _tokens(st, spec, sample[:4])
-    settings = model_settings(ref)
     meta: dict[str, Any] = {
         "format": 1,
         "source": {"name": ref.name, "sha256": ref.sha256},
         "encoder": {
             **spec.to_dict(),
-            "passages": settings.get("passages", PassageConfig().model_dump()),
+            "passages": (passages_of(ref.path) or PassageConfig()).model_dump(),
         },
         "tokenizer": {"pad_token": st.tokenizer.pad_token},
         "files": {},

@@ -4,7 +4,6 @@ version and encoder variant, searched by document (max-passage, over-fetching pa
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from embedtune.corpus.config import PassageConfig
 from embedtune.errors import ConfigError
 from embedtune.index.config import IndexConfig
 from embedtune.index.store import LanceStore, QdrantStore, VectorStore
+from embedtune.model_folder import passages_of
 from embedtune.registry.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -37,13 +37,11 @@ def load_encoder(registry: Registry, version: str, variant: str) -> tuple[Any, d
     identity every vector it makes is tagged with."""
     record = registry.show(version)
     model_dir = Path(record["path"])
-    settings_file = model_dir / "embedtune.json"
-    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     identity: dict[str, Any] = {
         "version": record["id"],
         "encoder": variant,
         "export": None,
-        "passages": settings.get("passages", PassageConfig().model_dump()),
+        "passages": (passages_of(model_dir) or PassageConfig()).model_dump(),
     }
     if variant == "torch":
         from embedtune.models import load_model, resolve_model
@@ -56,7 +54,7 @@ def load_encoder(registry: Registry, version: str, variant: str) -> tuple[Any, d
         identity["prompts"] = {k: v for k, v in (model.prompts or {}).items() if v}
         identity["dimension"] = int(model.get_embedding_dimension() or 0)
         return model, identity
-    from embedtune.export.encoder import OnnxEncoder
+    from embedtune.retrieval.onnx import OnnxEncoder
 
     exports = [e for e in record["exports"] if variant in e["files"]]
     if not exports:

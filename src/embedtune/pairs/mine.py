@@ -20,13 +20,13 @@ from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.passages import Passages, split_passages
 from embedtune.corpus.types import Dataset
 from embedtune.errors import DataError
-from embedtune.evaluate.bm25 import BM25Index
-from embedtune.evaluate.ranking import RunningTopK
 from embedtune.pairs.config import PairsConfig
 from embedtune.pairs.io import Pair
+from embedtune.retrieval.bm25 import BM25Index
+from embedtune.retrieval.ranking import RunningTopK
 
 if TYPE_CHECKING:
-    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.retrieval.dense import DenseEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def encode_memmap(encoder: DenseEncoder, passages: Passages, path: Path, chunk: 
     Chunks follow document boundaries exactly as the evaluation's search does, so the same
     model and passages hit the embedding cache the evaluation filled, and vice versa.
     """
-    from embedtune.evaluate.dense import doc_chunks
+    from embedtune.retrieval.dense import doc_chunks
 
     texts = passages.texts
     dim = int(encoder.model.get_embedding_dimension() or 0)

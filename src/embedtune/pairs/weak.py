@@ -53,7 +53,7 @@ from embedtune.pairs.config import PairsConfig, WeakConfig
 from embedtune.pairs.io import Pair
 
 if TYPE_CHECKING:
-    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.retrieval.dense import DenseEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -383,8 +383,8 @@ def _llm_queries(
 ) -> list[_Query]:
     """Questions from the LLM endpoint for up to ``llm.max_docs`` documents (a seeded
     choice), each labeled with its own document."""
-    from embedtune.evaluate.config import default_cache_dir
     from embedtune.pairs._llm import QuestionWriter
+    from embedtune.retrieval.cache import default_cache_dir
 
     config = weak.llm
     if config is None:  # the config validator requires it with source 'llm'
@@ -427,8 +427,8 @@ def _label_and_agree(
     with. A dropped query's label says why: ``-no_bm25_match``, ``-cross_split`` (the
     label is on the other side of the dev hold-out: training on it would leak) or
     ``-disagree``."""
-    from embedtune.evaluate.bm25 import BM25Index
-    from embedtune.evaluate.dense import dense_search
+    from embedtune.retrieval.bm25 import BM25Index
+    from embedtune.retrieval.dense import dense_search
 
     docs = list(dataset.corpus.values())
     doc_ids = [d.id for d in docs]

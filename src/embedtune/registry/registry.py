@@ -9,7 +9,7 @@
       .lock                         held by every writer (file lock: concurrent adds are safe)
 
 A version's id is the start of its content hash: weights, tokenizer and module configs, not
-the model card or embedtune.json (which carry dates and timings). Adding the same content twice
+the model card or the settings record (which carry dates and timings). Adding the same content twice
 returns the existing version. Everything is built in a temporary folder and renamed into place,
 so a crash never leaves half a version.
 """
@@ -27,13 +27,14 @@ from typing import Any
 
 from embedtune.errors import ConfigError, DataError
 from embedtune.io import sha256_file, write_json
+from embedtune.model_folder import SETTINGS_FILE, read_settings
 from embedtune.models import folder_sha256
 
 logger = logging.getLogger(__name__)
 
 ID_LENGTH = 12
 # What identifies a model's behaviour: everything but the card and embedtune's run record.
-NOT_CONTENT = ("README.md", "embedtune.json")
+NOT_CONTENT = ("README.md", SETTINGS_FILE)
 
 
 def _lock(root: Path) -> Any:
@@ -132,8 +133,8 @@ class Registry:
                 logger.info("version %s already holds this content; nothing added", vid)
                 return self.show(vid)
             parent_id = self.resolve(parent) if parent else None
-            settings_file = source / "embedtune.json"
-            settings = _read(settings_file) if settings_file.is_file() else {}
+            record = read_settings(source)
+            settings = {} if record is None else record.model_dump(mode="json")
             record: dict[str, Any] = {
                 "id": vid,
                 "content_sha256": content,

@@ -13,9 +13,9 @@ import numpy as np
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Qrels
-from embedtune.evaluate.fusion import cut
-from embedtune.evaluate.metrics import Run, mean, per_query
-from embedtune.evaluate.stats import randomization_test
+from embedtune.retrieval.fusion import cut
+from embedtune.retrieval.metrics import Run, mean, per_query
+from embedtune.retrieval.stats import randomization_test
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -137,9 +137,9 @@ class DevSet:
         Weights that are still moving are never cached; pass ``cached_as`` for a model that
         does not change (the base), whose passage embeddings then come from the disk cache.
         """
-        from embedtune.evaluate.config import default_cache_dir
-        from embedtune.evaluate.dense import DenseEncoder, dense_search
         from embedtune.models import ModelRef
+        from embedtune.retrieval.cache import default_cache_dir
+        from embedtune.retrieval.dense import DenseEncoder, dense_search
 
         encoder = DenseEncoder(
             model,
@@ -153,7 +153,7 @@ class DevSet:
 
     def bm25_search(self) -> Run:
         """BM25 over the same dev queries and corpus (documents, not passages)."""
-        from embedtune.evaluate.bm25 import BM25Index
+        from embedtune.retrieval.bm25 import BM25Index
 
         return BM25Index(self.doc_ids, self.doc_texts).search(self.queries)
 

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from embedtune.corpus.load import beir_splits, load_beir
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import ConfigError, DataError
-from embedtune.evaluate.fusion import dev_fusion
-from embedtune.evaluate.metrics import Run
-from embedtune.evaluate.stats import SIGNIFICANCE_LEVEL
 from embedtune.io import sha256_text, write_json, write_text
 from embedtune.models import ModelRef, load_model, resolve_model
 from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
 from embedtune.provenance import library_versions
+from embedtune.retrieval.fusion import dev_fusion
+from embedtune.retrieval.metrics import Run
+from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL
 from embedtune.train.card import render_card
 from embedtune.train.checkpoints import (
     checkpoint_callbacks,
@@ -48,7 +48,7 @@ from embedtune.train.vocab import extend_vocabulary
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.retrieval.dense import DenseEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
 
 def _base_encoder(base: SentenceTransformer, ref: ModelRef, config: TrainConfig) -> DenseEncoder:
     """The base model as the pairs stage encodes with it (embeddings cached on disk)."""
-    from embedtune.evaluate.config import default_cache_dir
-    from embedtune.evaluate.dense import DenseEncoder
+    from embedtune.retrieval.cache import default_cache_dir
+    from embedtune.retrieval.dense import DenseEncoder
 
     return DenseEncoder(
         base,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from embedtune.analyze.vocab import count_words, fragmented_terms, is_uncased, tokenize_words
+from embedtune.corpus.vocab import count_words, fragmented_terms, is_uncased, tokenize_words
 from embedtune.errors import ConfigError
 from embedtune.train.strategies import transformer
 

@@ -27,7 +27,7 @@ class Domain:
     texts: list[str]
     work: Path  # the run's work folder: a strategy keeps its resumable state under it
     resume: bool = False
-    notes: dict[str, object] = field(default_factory=dict)  # recorded in embedtune.json
+    notes: dict[str, object] = field(default_factory=dict)  # recorded in the model's settings
 
 
 Check = Callable[["SentenceTransformer", "TrainConfig"], None]

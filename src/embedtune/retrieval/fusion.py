@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from embedtune.corpus.types import Qrels
-from embedtune.evaluate.metrics import Run, mean, per_query, ranked
+from embedtune.retrieval.metrics import Run, mean, per_query, ranked
 
 RRF_K = 60
 DEPTH = 100

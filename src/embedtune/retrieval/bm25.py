@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from embedtune.evaluate.metrics import Run
-from embedtune.evaluate.ranking import tie_keys, top_k
+from embedtune.retrieval.metrics import Run
+from embedtune.retrieval.ranking import tie_keys, top_k
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from embedtune.evaluate.metrics import Run
-from embedtune.evaluate.ranking import RunningTopK, tie_keys
 from embedtune.io import atomic_open
+from embedtune.retrieval.metrics import Run
+from embedtune.retrieval.ranking import RunningTopK, tie_keys
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embedtune.export.encoder import OnnxEncoder
     from embedtune.models import ModelRef
+    from embedtune.retrieval.onnx import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 

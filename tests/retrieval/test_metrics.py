@@ -9,8 +9,8 @@ import pytest
 import pytrec_eval
 
 from embedtune.errors import ConfigError
-from embedtune.evaluate.metrics import mean, parse_metric, per_query, ranked
-from embedtune.evaluate.ranking import read_run, write_run
+from embedtune.retrieval.metrics import mean, parse_metric, per_query, ranked
+from embedtune.retrieval.ranking import read_run, write_run
 
 METRICS = [
     "ndcg@10",

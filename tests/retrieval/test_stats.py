@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedtune.evaluate.stats import bootstrap_interval, randomization_test
+from embedtune.retrieval.stats import bootstrap_interval, randomization_test
 
 
 def test_identical_systems_are_not_significant() -> None:

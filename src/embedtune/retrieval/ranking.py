@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedtune.evaluate.metrics import Run, ranked
 from embedtune.io import atomic_open
+from embedtune.retrieval.metrics import Run, ranked
 
 
 def tie_keys(doc_ids: list[str]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Embed text with an exported ONNX model and nothing but ``tokenizers``, ``onnxruntime`` and
 numpy: no torch, no transformers. Same tokenization, pooling and normalisation as the model.
 
-    from embedtune.export.encoder import OnnxEncoder
+    from embedtune.retrieval.onnx import OnnxEncoder
     vectors = OnnxEncoder("runs/export", variant="int8").encode(["a query"], prompt_name="query")
 """
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedtune.evaluate.bm25 import BM25Index
-from embedtune.evaluate.dense import DenseEncoder, dense_search
-from embedtune.evaluate.fusion import choose_weight, rrf, weighted
-from embedtune.evaluate.metrics import ranked
-from embedtune.evaluate.ranking import tie_keys, top_k
 from embedtune.models import load_model, resolve_model
+from embedtune.retrieval.bm25 import BM25Index
+from embedtune.retrieval.dense import DenseEncoder, dense_search
+from embedtune.retrieval.fusion import choose_weight, rrf, weighted
+from embedtune.retrieval.metrics import ranked
+from embedtune.retrieval.ranking import tie_keys, top_k
 
 
 def test_top_k_breaks_ties_by_descending_id_even_at_the_cut() -> None:
