@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from embedtune.analyze.analyze import analyze_corpus
+from embedtune.analyze import AnalyzeConfig, analyze_corpus
 
 COLLECTIONS = {
     "finance10k/train": ("finance10k", "train"),
@@ -31,9 +31,13 @@ def main() -> None:
     for name, (folder, split) in COLLECTIONS.items():
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            report = analyze_corpus(
-                Path(args.data) / folder, split, "base", Path(tmp) / "a", skip_bad=True
+            config = AnalyzeConfig(
+                data=str(Path(args.data) / folder),
+                split=split,
+                output=str(Path(tmp) / "a"),
+                skip_bad=True,
             )
+            report = analyze_corpus(config).to_dict()
             seconds = time.perf_counter() - start
         rows[name] = {
             "tokens_per_word": report["corpus"]["tokens_per_word"],

@@ -18,9 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from embedtune.governance.config import GovernanceConfig
+from embedtune.governance import GovernanceConfig, ScanConfig, scan
 from embedtune.governance.detect import Detector
-from embedtune.governance.scan import govern
 from embedtune.testing import PII_TYPES, pii_examples
 
 COLLECTIONS = {
@@ -63,7 +62,10 @@ def real(data: Path, config: GovernanceConfig) -> dict[str, object]:
     for name, (folder, splits) in COLLECTIONS.items():
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            report = govern(data / folder, splits, config, Path(tmp) / "scan", skip_bad=True)
+            scan_config = ScanConfig.from_governance(
+                config, data=data / folder, output=Path(tmp) / "scan", splits=splits, skip_bad=True
+            )
+            report = scan(scan_config).to_dict()
             seconds = time.perf_counter() - start
             findings = [
                 json.loads(line)

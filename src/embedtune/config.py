@@ -3,14 +3,19 @@ every output of ``embedtune run``."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedtune.errors import ConfigError
 from embedtune.governance.config import GovernanceConfig
+
+if TYPE_CHECKING:
+    from embedtune.pairs.config import BuildPairsConfig
+    from embedtune.train.config import TrainConfig
 
 
 class DataConfig(BaseModel):
@@ -91,3 +96,53 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{file}: {problems}") from None
+
+
+def preset(name: str) -> dict[str, Any]:
+    """A named training recipe from the shipped ``presets.yaml`` (``default`` or ``fast``)."""
+    text = resources.files("embedtune").joinpath("presets.yaml").read_text("utf-8")
+    presets = yaml.safe_load(text)
+    if name not in presets:
+        raise ConfigError(f"unknown preset '{name}': choose from {', '.join(presets)}")
+    return dict(presets[name] or {})
+
+
+def stage_configs(
+    recipe: dict[str, Any],
+    *,
+    output: str | Path,
+    data: str | None = None,
+    pairs_file: str | None = None,
+    split: str = "train",
+    dev_split: str | None = None,
+    skip_bad: bool = False,
+    resume: bool = False,
+) -> tuple[BuildPairsConfig, TrainConfig]:
+    """One training recipe (a preset with your overrides) as the pairs stage's and the train
+    stage's configs: the pairs go to ``OUTPUT.work/``, where training reads them.
+
+    The recipe is one mapping for the user (``pairs``, ``weak``, ``dev_fraction`` … beside
+    ``epochs``, ``strategy`` …); each stage validates its own keys, and the shared ones (base
+    model, passages, prompts, device, supervision) go to both.
+    """
+    from embedtune.pairs.config import RECIPE_KEYS, SHARED_KEYS, BuildPairsConfig
+    from embedtune.train.config import TrainConfig, work_dir
+
+    work = work_dir(output)
+    pairs_part = {k: v for k, v in recipe.items() if k in RECIPE_KEYS or k in SHARED_KEYS}
+    train_part = {k: v for k, v in recipe.items() if k not in RECIPE_KEYS or k == "supervision"}
+    train = TrainConfig.model_validate(
+        {**train_part, "output": str(output), "pairs_dir": str(work), "resume": resume}
+    )
+    pairs = BuildPairsConfig.model_validate(
+        {
+            **pairs_part,
+            "output": str(work),
+            "data": data,
+            "pairs_file": pairs_file,
+            "split": split,
+            "dev_split": dev_split,
+            "skip_bad": skip_bad,
+        }
+    )
+    return pairs, train

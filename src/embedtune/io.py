@@ -64,3 +64,8 @@ def sha256_file(path: str | Path) -> str:
 def sha256_text(text: str) -> str:
     """Hex sha256 of a string's UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job (or a single process): the only one that writes outputs."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from embedtune.config import RunConfig, merge_settings
-from embedtune.errors import ConfigError
-from embedtune.io import write_json, write_text
+from embedtune.config import RunConfig, merge_settings, preset, stage_configs
+from embedtune.errors import ConfigError, EmbedtuneError
+from embedtune.io import is_main_process, write_json, write_text
+from embedtune.train.config import work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ def _stage(
     """Run a stage unless its marker exists. Under torchrun, a ``main_only`` stage (one that
     writes files the others read) runs on rank 0 while the other processes wait for it."""
     import json
-
-    from embedtune.train.train import is_main_process
 
     marker = folder / "stages" / f"{name}.json"
     if main_only and not is_main_process():
@@ -52,10 +51,84 @@ def _stage(
     return result
 
 
-def _train_config(config: RunConfig) -> Any:
-    from embedtune.train.config import TrainConfig, preset
+def _stage_configs(config: RunConfig, folder: Path, train_data: str) -> tuple[Any, Any]:
+    """The pairs and train stages' configs from the run's preset and `train:` overrides."""
+    data = config.data
+    model = folder / "model"
+    return stage_configs(
+        merge_settings(preset(config.preset), config.train),
+        output=model,
+        data=train_data,
+        split=data.train_split,
+        dev_split=data.dev_split,
+        skip_bad=data.skip_bad,
+        # contrastive checkpoints, or those of the mlm strategy's pretraining phase
+        resume=any((work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints")),
+    )
 
-    return TrainConfig.model_validate(merge_settings(preset(config.preset), config.train))
+
+def fine_tune(
+    output: str | Path,
+    recipe: dict[str, Any],
+    *,
+    data: str | None = None,
+    pairs_file: str | None = None,
+    split: str = "train",
+    dev_split: str | None = None,
+    resume: bool = False,
+    skip_bad: bool = False,
+) -> Any:
+    """Pairs, then training: what ``embedtune train DATA`` does, the two stages in a row.
+
+    Args:
+        output: The model folder to create; the pairs go to ``OUTPUT.work/``.
+        recipe: A training recipe: a preset (:func:`embedtune.config.preset`) with your
+            overrides (``pairs``, ``epochs``, ``strategy`` …).
+        data: A BEIR folder with a labeled ``split`` (or, with ``supervision: weak``, any).
+        pairs_file: Your own pairs instead of (or beside) ``data``.
+        split, dev_split: The training split, and the dev split (default: the dev rule).
+        resume: Continue an interrupted training from its last complete checkpoint.
+        skip_bad: Skip (and count) unreadable records instead of stopping.
+
+    Returns:
+        TrainResult: the model folder and its settings record.
+    """
+    from embedtune.pairs.build import build_pairs
+    from embedtune.train.train import preflight, train
+
+    pairs_config, train_config = stage_configs(
+        recipe,
+        output=output,
+        data=data,
+        pairs_file=pairs_file,
+        split=split,
+        dev_split=dev_split,
+        skip_bad=skip_bad,
+        resume=resume,
+    )
+    if Path(output).exists():  # refused before any pairs are mined
+        raise ConfigError(
+            f"{output} already exists; models are never overwritten: choose a new --output"
+        )
+    preflight(train_config)
+    built = build_pairs(pairs_config)
+    _wait_for_rank_zero(Path(pairs_config.output), built.record.fingerprint)
+    return train(train_config)
+
+
+def _wait_for_rank_zero(pairs_dir: Path, fingerprint: str) -> None:
+    """Under torchrun every process builds the pairs and rank 0 writes them: the others
+    wait until the pairs folder holds them before training reads it."""
+    from embedtune.corpus.pairs import read_pair_set
+
+    while not is_main_process():
+        try:
+            record = read_pair_set(pairs_dir)
+        except EmbedtuneError:  # being written
+            record = None
+        if record is not None and record.fingerprint == fingerprint:
+            return
+        time.sleep(1)
 
 
 def _eval_config(
@@ -91,7 +164,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
             "output folder, or restore that config to resume"
         )
     # validate every stage's settings before any work
-    train_config = _train_config(config)
+    _, train_config = _stage_configs(config, folder, config.data.train)
     _eval_config(config, train_config.base_model, folder, progress, config.data.test)
     write_text(saved, resolved)
     data = config.data
@@ -104,15 +177,16 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         return {"train": train.manifest.to_dict(), "test": test.manifest.to_dict()}
 
     def govern() -> dict[str, Any]:
-        from embedtune.governance.run_stage import govern_sources, train_splits
+        from embedtune.corpus.splits import training_splits
+        from embedtune.governance.run_stage import govern_sources
 
         sources = {
-            "train": (data.train, train_splits(data.train, data.train_split, data.dev_split)),
+            "train": (data.train, training_splits(data.train, data.train_split, data.dev_split)),
             "test": (data.test, [data.test_split]),
         }
         return govern_sources(
             sources, config.governance, folder, skip_bad=data.skip_bad, progress=progress
-        )
+        ).to_dict()
 
     _stage(folder, "ingest", ingest)  # the manifest: the one thing written before redaction
     paths = _stage(folder, "govern", govern, main_only=True)[
@@ -120,51 +194,38 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     ]  # the redacted copies, or the originals
 
     def analyze() -> dict[str, Any]:
-        from embedtune.analyze.analyze import analyze_corpus
+        from embedtune.analyze import AnalyzeConfig, analyze_corpus
 
-        report = analyze_corpus(
-            paths["train"],
-            data.train_split,
-            train_config.base_model,
-            folder / "analysis",
-            passages=train_config.passages,
-            skip_bad=data.skip_bad,
+        result = analyze_corpus(
+            AnalyzeConfig(
+                data=paths["train"],
+                split=data.train_split,
+                model=train_config.base_model,
+                output=str(folder / "analysis"),
+                passages=train_config.passages,
+                skip_bad=data.skip_bad,
+            )
         )
-        return {"recommendations": report["recommendations"]}
+        return {"recommendations": result.recommendations}
 
     def pairs() -> dict[str, Any]:
-        from embedtune.train.train import prepare_training_data
+        from embedtune.pairs.build import build_pairs
 
-        return prepare_training_data(
-            folder / "model",
-            train_config,
-            data=paths["train"],
-            split=data.train_split,
-            dev_split=data.dev_split,
-            skip_bad=data.skip_bad,
-        )
+        pairs_config, _ = _stage_configs(config, folder, paths["train"])
+        built = build_pairs(pairs_config)
+        _wait_for_rank_zero(Path(pairs_config.output), built.record.fingerprint)
+        return {"pairs": built.pairs, "dev_queries": built.dev_queries, **built.record.info}
 
     def train() -> dict[str, Any]:
-        from embedtune.train.train import train_model, work_dir
+        from embedtune.model_folder import read_settings
+        from embedtune.train.train import train
 
         model = folder / "model"
         if model.is_dir():  # trained, then interrupted before the marker was written
-            import json
-
-            return dict(json.loads((model / "embedtune.json").read_text(encoding="utf-8")))
-        # contrastive checkpoints, or those of the mlm strategy's pretraining phase
-        has_checkpoints = any(
-            (work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints")
-        )
-        return train_model(
-            model,
-            train_config,
-            data=paths["train"],
-            split=data.train_split,
-            dev_split=data.dev_split,
-            resume=has_checkpoints,
-            skip_bad=data.skip_bad,
-        ).settings
+            settings = read_settings(model)
+            return {} if settings is None else settings.model_dump(mode="json")
+        _, train_config = _stage_configs(config, folder, paths["train"])
+        return train(train_config).settings.model_dump(mode="json")
 
     def evaluate() -> dict[str, Any]:
         from embedtune.evaluate.evaluate import run_evaluation
@@ -176,8 +237,6 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         _stage(folder, "analyze", analyze, main_only=True)
     _stage(folder, "pairs", pairs)
     _stage(folder, "train", train)
-    from embedtune.train.train import is_main_process
-
     if not is_main_process():  # other torchrun processes only help to train
         return {}
     return _stage(folder, "evaluate", evaluate)

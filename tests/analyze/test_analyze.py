@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from embedtune.analyze.analyze import analyze_corpus
+from embedtune.analyze import AnalyzeConfig, AnalyzeResult, analyze_corpus
 from embedtune.cli.main import app
 from embedtune.corpus.vocab import count_words, fragmentation
 from embedtune.errors import ConfigError
@@ -57,30 +57,60 @@ def test_fragmentation_counts_pieces_per_running_word() -> None:
 def test_analysis_finds_the_gap_the_terms_and_the_truncation(
     corpus: Path, model: Path, tmp_path: Path
 ) -> None:
-    report = analyze_corpus(corpus, "test", str(model), tmp_path / "out")
-    assert report["corpus"]["tokens_per_word"] > report["reference"]["tokens_per_word"]
+    out = tmp_path / "out"
+    config = AnalyzeConfig(data=str(corpus), split="test", model=str(model), output=str(out))
+    result = analyze_corpus(config)
+    assert isinstance(result, AnalyzeResult) and result.output == out
+    assert result.corpus.tokens_per_word > result.reference.tokens_per_word
+    report = result.to_dict()
     assert report["gap"]["share_3plus"] > 0.1
-    terms = [t["term"] for t in report["top_terms"]]
+    terms = [t.term for t in result.top_terms]
     # same count, so the longer split ranks first
     assert terms[:2] == ["cholangiocarcinoma", "hepatocellular"]
     assert set(terms) <= set(DOMAIN.split())
-    top = report["top_terms"][0]
-    assert top["tokens"][0] == "c" and all(t.startswith("##") for t in top["tokens"][1:])
+    top = result.top_terms[0]
+    assert top.tokens[0] == "c" and all(t.startswith("##") for t in top.tokens[1:])
+    assert top.pieces == len(top.tokens)
     assert "company" not in terms  # known words are not fragmented
-    lengths = report["lengths"]
-    assert lengths["max_tokens"] == 30 and lengths["truncated_share"] == 1.0
-    assert 0 < lengths["text_lost_share"] < 1
-    assert sum(lengths["histogram"]["counts"]) == 6
+    lengths = result.lengths
+    assert lengths.max_tokens == 30 and lengths.truncated_share == 1.0
+    assert 0 < lengths.text_lost_share < 1
+    assert sum(report["lengths"]["histogram"]["counts"]) == 6
     assert report["reference"]["name"].startswith("wordfreq") and report["reference"]["version"]
     assert report["reference"]["words"] > 40_000  # the list's size, not its frequency mass
-    advice = " ".join(report["recommendations"])
+    assert result.passages == report["passages"]["count"] > 6
+    advice = " ".join(result.recommendations)
     assert "fragments this vocabulary" in advice and "best passage" in advice
-    saved = json.loads((tmp_path / "out" / "analysis.json").read_text())
-    assert saved["top_terms"] == report["top_terms"]
-    page = (tmp_path / "out" / "analysis.html").read_text()
+    saved = json.loads((out / "analysis.json").read_text())
+    # the typed result is a view of the artefact: same numbers, nothing lost
+    assert saved == json.loads(json.dumps(report))
+    assert saved["settings"] == {
+        "top_terms": 30,
+        "min_count": 3,
+        "general_zipf": 3.5,
+        "reference_words": 50_000,
+    }
+    assert [t["term"] for t in saved["top_terms"]] == terms
+    assert saved["corpus"]["tokens_per_word"] == result.corpus.tokens_per_word
+    page = result.html.read_text()
     assert page.count("<svg") == 3 and "<script" not in page and "hepatocellular" in page
     with pytest.raises(ConfigError, match="already exists"):
-        analyze_corpus(corpus, "test", str(model), tmp_path / "out")
+        analyze_corpus(config)
+
+
+def test_analyze_config_takes_paths_and_refuses_unknown_options(tmp_path: Path) -> None:
+    config = AnalyzeConfig(data=tmp_path / "data", output=tmp_path / "out")  # type: ignore[arg-type]
+    assert config.data == str(tmp_path / "data") and config.model == "base"
+    assert config.options() == {
+        "top_terms": 30,
+        "min_count": 3,
+        "general_zipf": 3.5,
+        "reference_words": 50_000,
+    }
+    with pytest.raises(ValueError, match="Extra inputs"):
+        AnalyzeConfig(data="d", output="o", top_term=5)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="output"):
+        AnalyzeConfig(data="d")  # type: ignore[call-arg]
 
 
 def test_analyze_cli(corpus: Path, model: Path, tmp_path: Path) -> None:

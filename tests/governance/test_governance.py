@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 from embedtune.cli.main import app
 from embedtune.corpus.load import load_beir
 from embedtune.errors import ConfigError
-from embedtune.governance.config import GovernanceConfig
+from embedtune.governance import GovernanceConfig, ScanConfig, ScanResult, scan
 from embedtune.governance.detect import Detector
-from embedtune.governance.scan import govern
 from embedtune.testing import PII_TYPES, pii_examples
 from tests.conftest import write_beir
 
@@ -90,7 +89,17 @@ def _all_text(folder: Path) -> str:
 def test_mask_mode_reports_counts_not_values(tmp_path: Path) -> None:
     data = _planted(tmp_path)
     out = tmp_path / "scan"
-    report = govern(data, ["test"], GovernanceConfig(redact=True), out)
+    config = ScanConfig(data=str(data), splits=["test"], output=str(out), redact=True)
+    result = scan(config)
+    assert isinstance(result, ScanResult) and result.output == out
+    email = result.types["email"]
+    assert (email.values, email.documents, email.queries) == (3, 2, 1)
+    assert (email.document_ids, email.query_ids) == (["d1", "d4"], ["q1"])
+    assert result.types["credit_card"].values == 1 and result.types["ssn"].values == 1
+    assert (result.documents, result.queries, result.found) == (4, 3, 5)
+    assert result.documents_with_findings == 3 and result.queries_with_findings == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report == json.loads(json.dumps(result.to_dict()))
     assert report["types"]["email"] == {
         "values": 3,
         "documents": 2,
@@ -98,47 +107,76 @@ def test_mask_mode_reports_counts_not_values(tmp_path: Path) -> None:
         "document_ids": ["d1", "d4"],
         "query_ids": ["q1"],
     }
-    assert report["types"]["credit_card"]["values"] == 1 and report["types"]["ssn"]["values"] == 1
+    # the report records the governance settings only, not the scan's paths
+    assert report["settings"] == GovernanceConfig(redact=True).model_dump(mode="json")
+    assert result.redaction is not None and result.redaction.mode == "mask"
+    assert result.redaction.redacted_values == 5 and report["redaction"]["redacted_values"] == 5
     everything = _all_text(out)
     for value in (EMAIL, CARD, SSN):
         assert value not in everything
+    assert result.redacted_data == out / "data"
     redacted = load_beir(out / "data", "test")
     assert redacted.corpus["d1"].text == "Reach the patient at [EMAIL] today."
     assert redacted.corpus["d2"].text == "Card [CREDIT_CARD] was charged; SSN [SSN]."
     assert redacted.queries["q1"] == "who wrote from [EMAIL]"
     assert redacted.manifest.extra["redaction"]["mode"] == "mask"
     with pytest.raises(ConfigError, match="already exists"):
-        govern(data, ["test"], GovernanceConfig(redact=True), out)
+        scan(config)
+
+
+def test_scan_config_composes_the_governance_block(tmp_path: Path) -> None:
+    governance = GovernanceConfig(redact=True, mode="drop", types=["email"])
+    config = ScanConfig.from_governance(
+        governance, data=tmp_path / "data", output=tmp_path / "out", splits=["test"]
+    )
+    assert config.data == str(tmp_path / "data") and config.splits == ["test"]
+    assert config.settings() == governance.model_dump(mode="json")
+    with pytest.raises(ValueError, match="Extra inputs"):
+        ScanConfig(data="d", output="o", split="test")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unknown type"):
+        ScanConfig(data="d", output="o", types=["passport"])
 
 
 def test_hash_mode_maps_one_value_to_one_token_and_keeps_the_key_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = _planted(tmp_path)
-    config = GovernanceConfig(redact=True, mode="hash")
+
+    def config(out: str) -> ScanConfig:
+        return ScanConfig(
+            data=str(data), splits=["test"], output=str(tmp_path / out), redact=True, mode="hash"
+        )
+
     monkeypatch.delenv("EMBEDTUNE_REDACT_KEY", raising=False)
     with pytest.raises(ConfigError, match="EMBEDTUNE_REDACT_KEY"):
-        govern(data, ["test"], config, tmp_path / "nokey")
+        scan(config("nokey"))
     assert not (tmp_path / "nokey").exists()
     secret = "s3cret-redaction-key-XYZ"
     monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", secret)
-    govern(data, ["test"], config, tmp_path / "a")
+    scan(config("a"))
     corpus = load_beir(tmp_path / "a" / "data", "test").corpus
     token = corpus["d1"].text.split()[-2]
     assert token.startswith("[EMAIL:") and token in corpus["d4"].text
     assert secret not in _all_text(tmp_path / "a") and EMAIL not in _all_text(tmp_path / "a")
     monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", "another key")
-    govern(data, ["test"], config, tmp_path / "b")
+    scan(config("b"))
     assert token not in load_beir(tmp_path / "b" / "data", "test").corpus["d1"].text
 
 
 def test_drop_mode_drops_documents_queries_and_their_judgments(tmp_path: Path) -> None:
-    report = govern(
-        _planted(tmp_path), ["test"], GovernanceConfig(redact=True, mode="drop"), tmp_path / "s"
+    result = scan(
+        ScanConfig(
+            data=str(_planted(tmp_path)),
+            splits=["test"],
+            output=str(tmp_path / "s"),
+            redact=True,
+            mode="drop",
+        )
     )
-    assert report["redaction"]["dropped_documents"] == 3
-    assert report["redaction"]["dropped_queries"] == 1
-    assert report["redaction"]["dropped_qrels"] == 2  # q1→d1 (both), q2→d2
+    assert result.redaction is not None
+    assert result.redaction.dropped_documents == 3
+    assert result.redaction.dropped_queries == 1
+    assert result.redaction.dropped_qrels == 2  # q1→d1 (both), q2→d2
     kept = load_beir(tmp_path / "s" / "data", "test")
     assert sorted(kept.corpus) == ["d3"]
     assert kept.qrels == {"q2": {"d3": 1}, "q3": {"d3": 1}}
@@ -210,16 +248,24 @@ def test_run_stage_keeps_each_layout_and_scans_a_shared_folder_once(tmp_path: Pa
     split_layout = govern_sources(
         {"train": (str(parent), ["train"]), "test": (str(parent), ["test"])}, config, run
     )
-    assert split_layout["data"] == {
+    assert split_layout.redacted
+    assert split_layout.data == {
         "train": str(run / "redacted" / "train"),
         "test": str(run / "redacted" / "test"),
     }
-    assert load_beir(split_layout["data"]["test"], "test").qrels
-    assert sorted(split_layout["reports"]) == ["test-test", "train-train"]
+    assert load_beir(split_layout.data["test"], "test").qrels
+    assert sorted(split_layout.reports) == ["test-test", "train-train"]
     run2 = tmp_path / "run2"
     one = govern_sources(
         {"train": (str(shared), ["test"]), "test": (str(shared), ["test"])}, config, run2
     )
-    assert one["data"]["train"] == one["data"]["test"] == str(run2 / "redacted" / "train")
-    assert list(one["reports"]) == ["train"]
-    assert "[EMAIL]" in load_beir(one["data"]["test"], "test").queries["q1"]
+    assert one.data["train"] == one.data["test"] == str(run2 / "redacted" / "train")
+    assert list(one.reports) == ["train"]
+    assert one.reports["train"].found == 5
+    assert "[EMAIL]" in load_beir(one.data["test"], "test").queries["q1"]
+    # the stage marker keeps the paths and each report's summary, as before
+    marker = one.to_dict()
+    assert marker["redacted"] is True and marker["data"] == one.data
+    assert list(marker["reports"]["train"]) == ["scanned", "found", "types", "redaction"]
+    saved = json.loads((run2 / "governance" / "train" / "report.json").read_text())
+    assert marker["reports"]["train"]["types"] == saved["types"]

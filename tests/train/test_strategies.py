@@ -12,12 +12,12 @@ from safetensors.numpy import load_file
 
 from embedtune.errors import ConfigError
 from embedtune.models import load_model, resolve_model
-from embedtune.pairs.io import Pair
+from embedtune.corpus.pairs import Pair
 from embedtune.testing import build_tiny_model
 from embedtune.train.config import TrainConfig
 from embedtune.train.forgetting import interpolate, mix_general, snapshot
 from embedtune.train.strategies import Domain, get_strategy
-from embedtune.train.train import train_model
+from embedtune.run import fine_tune
 from embedtune.train.vocab import extend_vocabulary
 
 FAST = {
@@ -31,8 +31,9 @@ FAST = {
 TEXTS = ["revenue of the company", "a second text about risks"]
 
 
-def _config(model: Path, **extra: object) -> TrainConfig:
-    return TrainConfig.model_validate({**FAST, "base_model": str(model), **extra})
+def _config(model: Path, **extra: object) -> dict[str, object]:
+    """A training recipe (pairs and training settings, as a preset or --config YAML holds)."""
+    return {**FAST, "base_model": str(model), **extra}
 
 
 def _encode(folder: Path) -> np.ndarray:
@@ -45,8 +46,8 @@ def lora_runs(
 ) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("lora")
     merged, adapter = root / "merged", root / "adapter"
-    train_model(merged, _config(train_model_dir, strategy="lora"), data=str(train_set))
-    train_model(
+    fine_tune(merged, _config(train_model_dir, strategy="lora"), data=str(train_set))
+    fine_tune(
         adapter, _config(train_model_dir, strategy="lora", save_adapter=True), data=str(train_set)
     )
     return {"merged": merged, "adapter": adapter}
@@ -93,10 +94,10 @@ def test_lora_adapter_folder_records_its_base_and_matches_the_merged_model(
 
 
 def test_ia3_adapter_strategy(train_set: Path, train_model_dir: Path, tmp_path: Path) -> None:
-    result = train_model(
+    result = fine_tune(
         tmp_path / "ia3", _config(train_model_dir, strategy="adapter"), data=str(train_set)
     )
-    counts = result.settings["training"]
+    counts = result.settings.training.model_dump()
     assert 0 < counts["trainable_parameters"] < counts["parameters"] / 10
     before = load_file(str(train_model_dir / "model.safetensors"))
     after = load_file(str(tmp_path / "ia3" / "model.safetensors"))
@@ -104,7 +105,7 @@ def test_ia3_adapter_strategy(train_set: Path, train_model_dir: Path, tmp_path: 
     changed = {k for k in before if not np.array_equal(before[k], after[k])}
     assert changed and all(("key" in k or "value" in k or "output.dense" in k) for k in changed)
     with pytest.raises(ConfigError, match="no module"):
-        train_model(
+        fine_tune(
             tmp_path / "bad",
             _config(train_model_dir, strategy="lora", lora_targets=["nonexistent"]),
             data=str(train_set),
@@ -114,7 +115,9 @@ def test_ia3_adapter_strategy(train_set: Path, train_model_dir: Path, tmp_path: 
 def test_mlm_pretrains_then_reuses_its_result_on_resume(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:
-    config = _config(train_model_dir, strategy="mlm", mlm_max_steps=4, mlm_save_steps=2)
+    config = TrainConfig.model_validate(
+        _config(train_model_dir, strategy="mlm", mlm_max_steps=4, mlm_save_steps=2)
+    )
     lines = (train_set / "corpus.jsonl").read_text().splitlines()
     texts = [json.loads(line)["text"] for line in lines]
     strategy = get_strategy("mlm")
@@ -137,8 +140,8 @@ def test_mlm_strategy_in_a_training_run(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:
     config = _config(train_model_dir, strategy="mlm", mlm_max_steps=2, mlm_save_steps=1)
-    result = train_model(tmp_path / "mlm", config, data=str(train_set))
-    assert result.settings["adaptation"]["strategy"]["mlm"]["steps"] == 2
+    result = fine_tune(tmp_path / "mlm", config, data=str(train_set))
+    assert result.settings.model_dump()["adaptation"]["strategy"]["mlm"]["steps"] == 2
     assert (tmp_path / "mlm.work" / "mlm" / "encoder.safetensors").is_file()
 
 
@@ -218,13 +221,13 @@ def test_forgetting_defences_in_a_training_run(
         general_pairs=str(general),
         probes=[{"data": str(train_set)}],  # its only split, 'train', is found
     )
-    result = train_model(tmp_path / "out", config, data=str(train_set))
-    forgetting = result.settings["forgetting"]
+    result = fine_tune(tmp_path / "out", config, data=str(train_set))
+    forgetting = result.settings.model_dump()["forgetting"]
     assert forgetting["general_pairs"]["pairs"] > 0
     assert forgetting["interpolation"]["alpha"] in {0.5, 1.0}
     assert set(forgetting["interpolation"]["dev_ndcg@10"]) == {"0.5", "1.0"}
     best = max(forgetting["interpolation"]["dev_ndcg@10"].values())
-    assert result.settings["dev"]["tuned"]["ndcg@10"] == pytest.approx(best, abs=1e-4)
+    assert result.settings.model_dump()["dev"]["tuned"]["ndcg@10"] == pytest.approx(best, abs=1e-4)
     (probe,) = forgetting["probes"]
     assert probe["change"] == pytest.approx(
         probe["tuned_ndcg@10"] - probe["base_ndcg@10"], abs=2e-4
@@ -232,7 +235,7 @@ def test_forgetting_defences_in_a_training_run(
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Forgetting" in card and "interpolat" in card
     with pytest.raises(ValueError, match="merged weights"):
-        _config(train_model_dir, interpolate=True, save_adapter=True)
+        TrainConfig.model_validate(_config(train_model_dir, interpolate=True, save_adapter=True))
 
 
 def test_weak_supervision_trains_without_reading_labels(
@@ -296,7 +299,7 @@ def test_weak_supervision_trains_without_reading_labels(
     )
     assert result.report["fusion"]["method"] == "rrf"
     with pytest.raises(ConfigError, match="without --pairs or --dev-split"):
-        train_model(
+        fine_tune(
             tmp_path / "x",
             _config(train_model_dir, supervision="weak"),
             data=str(train_set),
@@ -354,5 +357,5 @@ def test_a_bad_probe_set_fails_before_training(
 
     config = _config(train_model_dir, probes=[{"data": str(tmp_path / "missing")}])
     with pytest.raises(DataError, match="not a BEIR folder"):
-        train_model(tmp_path / "out", config, data=str(train_set))
+        fine_tune(tmp_path / "out", config, data=str(train_set))
     assert not (tmp_path / "out.work").exists()  # nothing mined, nothing trained

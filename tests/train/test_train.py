@@ -16,10 +16,12 @@ import pytest
 from safetensors.numpy import load_file
 
 from embedtune.errors import ConfigError, DataError
-from embedtune.train.config import TrainConfig, preset
-from embedtune.train.data import DevSet, hold_out_dev
+from embedtune.config import preset, stage_configs
+from embedtune.corpus.splits import hold_out_dev
+from embedtune.train.data import DevSet
 from embedtune.train.strategies import STRATEGIES, get_strategy
-from embedtune.train.train import prepare_training_data, train_model
+from embedtune.pairs.build import build_pairs
+from embedtune.run import fine_tune
 
 FAST = {
     "epochs": 2,
@@ -30,8 +32,9 @@ FAST = {
 }
 
 
-def _config(model: Path, **extra: object) -> TrainConfig:
-    return TrainConfig.model_validate({**FAST, "base_model": str(model), **extra})
+def _config(model: Path, **extra: object) -> dict[str, object]:
+    """A training recipe (pairs and training settings, as a preset or --config YAML holds)."""
+    return {**FAST, "base_model": str(model), **extra}
 
 
 def test_dev_split_groups_queries_by_relevant_document() -> None:
@@ -50,7 +53,8 @@ def test_dev_queries_do_not_move_with_the_training_seed(
 ) -> None:
     def dev_of(name: str, **extra: object) -> dict[str, object]:
         config = _config(train_model_dir, **extra)
-        info = prepare_training_data(tmp_path / name, config, data=str(train_set))
+        pairs_config = stage_configs(config, output=tmp_path / name, data=str(train_set))[0]
+        info = build_pairs(pairs_config).record.info
         return {"dev": info["dev"], "pairs": (tmp_path / f"{name}.work/pairs.jsonl").read_text()}
 
     first = dev_of("a", seed=1)
@@ -102,7 +106,7 @@ def test_layers_strategy_trains_only_the_top_layers(
 ) -> None:
     out = tmp_path / "layers"
     config = _config(train_model_dir, strategy="layers", freeze_layers=1, max_steps=4)
-    result = train_model(out, config, data=str(train_set))
+    result = fine_tune(out, config, data=str(train_set))
     before = load_file(str(train_model_dir / "model.safetensors"))
     after = load_file(str(out / "model.safetensors"))
     frozen = [k for k in before if "embeddings" in k or ".layer.0." in k]
@@ -110,10 +114,10 @@ def test_layers_strategy_trains_only_the_top_layers(
     assert frozen and trained
     assert all(np.array_equal(before[k], after[k]) for k in frozen)
     assert any(not np.array_equal(before[k], after[k]) for k in trained)
-    counts = result.settings["training"]
+    counts = result.settings.training.model_dump()
     assert 0 < counts["trainable_parameters"] < counts["parameters"]
     with pytest.raises(ConfigError, match="must leave at least one"):
-        train_model(
+        fine_tune(
             tmp_path / "x",
             _config(train_model_dir, strategy="layers", freeze_layers=2),
             data=str(train_set),
@@ -121,8 +125,8 @@ def test_layers_strategy_trains_only_the_top_layers(
 
 
 def test_presets_and_strategy_registry() -> None:
-    assert TrainConfig.model_validate(preset("default")).epochs == 2
-    assert TrainConfig.model_validate(preset("fast")).epochs == 1
+    assert stage_configs(preset("default"), output="m")[1].epochs == 2
+    assert stage_configs(preset("fast"), output="m")[1].epochs == 1
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         preset("quick")
     with pytest.raises(ConfigError, match="unknown strategy 'qlora': available: full, layers"):
@@ -135,7 +139,7 @@ def trained(
     train_set: Path, train_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out = tmp_path_factory.mktemp("trained") / "model"
-    train_model(out, _config(train_model_dir), data=str(train_set))
+    fine_tune(out, _config(train_model_dir), data=str(train_set))
     return out
 
 
@@ -207,16 +211,16 @@ def test_an_existing_output_is_never_overwritten(
     trained: Path, train_set: Path, train_model_dir: Path
 ) -> None:
     with pytest.raises(ConfigError, match="already exists"):
-        train_model(trained, _config(train_model_dir), data=str(train_set))
+        fine_tune(trained, _config(train_model_dir), data=str(train_set))
 
 
 def test_missing_split_and_missing_inputs_are_errors(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(DataError, match="split 'dev' not found"):
-        train_model(tmp_path / "m", _config(train_model_dir), data=str(train_set), dev_split="dev")
+        fine_tune(tmp_path / "m", _config(train_model_dir), data=str(train_set), dev_split="dev")
     with pytest.raises(ConfigError, match="give DATA"):
-        train_model(tmp_path / "m", _config(train_model_dir))
+        fine_tune(tmp_path / "m", _config(train_model_dir))
 
 
 def test_outcome_says_so_when_not_better(
@@ -224,10 +228,10 @@ def test_outcome_says_so_when_not_better(
 ) -> None:
     # one tiny step at a negligible learning rate cannot beat BM25 on this lexical set
     out = tmp_path / "weak"
-    result = train_model(
+    result = fine_tune(
         out, _config(train_model_dir, max_steps=1, learning_rate=1e-9), data=str(train_set)
     )
-    outcome = result.settings["outcome"]
+    outcome = result.settings.outcome.model_dump()
     assert outcome["better"] is False and not outcome["better_than_bm25"]
     assert "NOT BETTER than BM25 on dev" in (out / "README.md").read_text()
 
@@ -243,8 +247,8 @@ def test_pairs_file_training(tmp_path: Path, train_model_dir: Path) -> None:
             for i in range(40)
         )
     )
-    result = train_model(tmp_path / "m", _config(train_model_dir), pairs_file=str(pairs))
-    assert result.settings["data"]["dev"]["queries"] == 6
+    result = fine_tune(tmp_path / "m", _config(train_model_dir), pairs_file=str(pairs))
+    assert result.settings.data["dev"]["queries"] == 6
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
@@ -420,6 +424,6 @@ def test_cached_loss_with_matryoshka_dimensions(tmp_path: Path, train_model_dir:
     config = _config(
         train_model_dir, loss="cached_mnrl", mini_batch_size=3, matryoshka_dims=[32, 16], epochs=1
     )
-    result = train_model(tmp_path / "m", config, pairs_file=str(pairs))
-    assert result.settings["config"]["loss"] == "cached_mnrl"
-    assert result.settings["training"]["steps"] > 0
+    result = fine_tune(tmp_path / "m", config, pairs_file=str(pairs))
+    assert result.settings.model_dump()["config"]["loss"] == "cached_mnrl"
+    assert result.settings.training.model_dump()["steps"] > 0

@@ -5,8 +5,10 @@ Writes ``analysis.json`` and a self-contained ``analysis.html`` (inline SVG, no 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from embedtune.analyze.html import render_html
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.load import load_beir
 from embedtune.corpus.vocab import (
+    Fragmentation,
     count_words,
     fragmentation,
     fragmented_terms,
@@ -28,7 +31,112 @@ from embedtune.errors import ConfigError, require
 from embedtune.io import write_json, write_text
 from embedtune.provenance import library_versions
 
+__all__ = ["AnalyzeResult", "DocumentLengths", "FragmentedTerm", "analyze_corpus"]
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FragmentedTerm:
+    """A frequent domain word the tokenizer splits into 3+ pieces.
+
+    Attributes:
+        term: The word as it occurs in the corpus (lower-cased for an uncased tokenizer).
+        count: Occurrences in the corpus.
+        pieces: Tokens the word is split into.
+        tokens: The tokens themselves.
+        general_zipf: How common the word is in general English (Zipf scale).
+    """
+
+    term: str
+    count: int
+    pieces: int
+    tokens: list[str]
+    general_zipf: float
+
+
+@dataclass(frozen=True)
+class DocumentLengths:
+    """Document lengths in tokens against the model's limit.
+
+    Attributes:
+        max_tokens: Tokens the model reads per document (its limit less [CLS] and [SEP]).
+        mean: Mean document length.
+        p50: Median document length.
+        p95: 95th-percentile document length.
+        max: Longest document.
+        truncated_share: Share of documents longer than ``max_tokens``.
+        text_lost_share: Share of all tokens past ``max_tokens``, cut off by truncation.
+    """
+
+    max_tokens: int
+    mean: float
+    p50: int
+    p95: int
+    max: int
+    truncated_share: float
+    text_lost_share: float
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    """The vocabulary gap between a corpus and general English under one tokenizer.
+
+    Numbers are rounded as in ``analysis.json``.
+
+    Attributes:
+        output: Folder holding ``analysis.json`` and ``analysis.html``.
+        corpus: Fragmentation of the corpus's running words.
+        reference: Fragmentation of general English (the wordfreq list).
+        top_terms: The most frequent fragmented domain terms, most costly first.
+        lengths: Document lengths against the model's limit.
+        passages: Passages the documents split into.
+        recommendations: Plain advice, each line naming the number it follows from.
+        report: The content of ``analysis.json``.
+    """
+
+    output: Path
+    corpus: Fragmentation
+    reference: Fragmentation
+    top_terms: list[FragmentedTerm]
+    lengths: DocumentLengths
+    passages: int
+    recommendations: list[str]
+    report: dict[str, Any] = field(repr=False)
+
+    @property
+    def html(self) -> Path:
+        """The self-contained HTML page of the analysis."""
+        return self.output / "analysis.html"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as written to ``analysis.json`` (a copy)."""
+        return copy.deepcopy(self.report)
+
+    @classmethod
+    def from_report(cls, output: Path, report: dict[str, Any]) -> AnalyzeResult:
+        """The typed view of an ``analysis.json`` report written to ``output``."""
+
+        def frag(part: dict[str, Any]) -> Fragmentation:
+            return Fragmentation(
+                words=part["words"],
+                tokens_per_word=part["tokens_per_word"],
+                share_3plus=part["share_3plus"],
+                unk_share=part["unk_share"],
+                pieces=dict(part["pieces"]),
+            )
+
+        lengths = {k: v for k, v in report["lengths"].items() if k != "histogram"}
+        return cls(
+            output=output,
+            corpus=frag(report["corpus"]),
+            reference=frag(report["reference"]),
+            top_terms=[FragmentedTerm(**term) for term in report["top_terms"]],
+            lengths=DocumentLengths(**lengths),
+            passages=report["passages"]["count"],
+            recommendations=list(report["recommendations"]),
+            report=report,
+        )
 
 
 def _lengths(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, Any]:
@@ -122,40 +230,57 @@ def _recommendations(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def analyze_corpus(
-    data: str | Path,
-    split: str | None,
-    model: str,
-    output: str | Path,
-    *,
-    passages: PassageConfig | None = None,
-    config: AnalyzeConfig | None = None,
-    skip_bad: bool = False,
-) -> dict[str, Any]:
-    """Measure the vocabulary gap of ``data``'s corpus under ``model``'s tokenizer and write
-    ``analysis.json`` and ``analysis.html`` to ``output``; returns the report."""
+def analyze_corpus(config: AnalyzeConfig) -> AnalyzeResult:
+    """Measure how badly ``config.model``'s tokenizer fragments the corpus of ``config.data``,
+    against general English, and how document lengths compare with the model's limit.
+
+    Writes ``analysis.json`` and a self-contained ``analysis.html`` (inline SVG, no scripts)
+    to ``config.output`` and logs each recommendation.
+
+    Args:
+        config: The data (``data``, ``split``, ``skip_bad``), the ``model``, the ``output``
+            folder, the ``passages`` counted and the analysis options.
+
+    Returns:
+        Fragmentation of corpus and reference, the costliest domain terms, document lengths,
+        the passage count and recommendations; ``to_dict()`` gives ``analysis.json``.
+
+    Raises:
+        ConfigError: ``config.output`` already holds an analysis, or the model is not found.
+        DataError: The data is missing or malformed (and ``skip_bad`` is off).
+        MissingExtraError: The ``eval`` extra (wordfreq) is not installed.
+
+    Example:
+        >>> from embedtune.analyze import AnalyzeConfig, analyze_corpus
+        >>> result = analyze_corpus(
+        ...     AnalyzeConfig(data="data/finance10k", split="train", output="runs/fin-analysis")
+        ... )
+        >>> round(result.corpus.tokens_per_word, 3), round(result.reference.tokens_per_word, 3)
+        (1.149, 1.037)
+        >>> result.top_terms[0].term, result.lengths.truncated_share
+        ('lyft', 0.74)
+    """
     require("wordfreq", "eval")
     from embedtune.corpus.passages import split_passages
     from embedtune.models import load_model, resolve_model
 
-    settings = config or AnalyzeConfig()
-    out = Path(output)
+    out = Path(config.output)
     if (out / "analysis.json").exists():
         raise ConfigError(f"{out / 'analysis.json'} already exists; choose a new --output")
-    dataset = load_beir(data, split, skip_bad=skip_bad)
-    ref = resolve_model(model)
+    dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
+    ref = resolve_model(config.model)
     st = load_model(ref)
     tokenizer = st.tokenizer
     docs = list(dataset.corpus.values())
     texts = [d.full_text for d in docs]
     uncased = is_uncased(tokenizer)
     counts = count_words(t.lower() if uncased else t for t in texts)
-    reference, about = reference_weights(settings.reference_words)
+    reference, about = reference_weights(config.reference_words)
     ids = tokenize_words(tokenizer, sorted(set(counts) | set(reference)))
     unk = tokenizer.unk_token_id
     corpus_frag = fragmentation(dict(counts), ids, unk)
     ref_frag = fragmentation(reference, ids, unk)
-    passage_settings = passages or PassageConfig()
+    passage_settings = config.passages or PassageConfig()
     split_docs = split_passages(docs, tokenizer, passage_settings)
     transformer: Any = st[0]
     position_limit = getattr(transformer.auto_model.config, "max_position_embeddings", None)
@@ -176,14 +301,14 @@ def analyze_corpus(
             "tokens_per_word": round(corpus_frag.tokens_per_word - ref_frag.tokens_per_word, 4),
             "share_3plus": round(corpus_frag.share_3plus - ref_frag.share_3plus, 4),
         },
-        "top_terms": _top_terms(tokenizer, counts, ids, settings),
+        "top_terms": _top_terms(tokenizer, counts, ids, config),
         "lengths": _lengths(tokenizer, texts, max_tokens),
         "passages": {
             **passage_settings.model_dump(),
             "count": len(split_docs),
             "per_document": round(len(split_docs) / max(1, len(docs)), 2),
         },
-        "settings": settings.model_dump(),
+        "settings": config.options(),
         "versions": library_versions(),
     }
     report["recommendations"] = _recommendations(report)
@@ -191,4 +316,4 @@ def analyze_corpus(
     write_text(out / "analysis.html", render_html(report))
     for line in report["recommendations"]:
         logger.info("analysis: %s", line)
-    return report
+    return AnalyzeResult.from_report(out, report)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from embedtune.config import merge_settings, read_yaml_mapping
@@ -29,15 +28,37 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+# The global --quiet/--verbose (`embedtune -q train ...`), set by _global_options.
+_output = {"quiet": False, "verbose": False}
+
+
+@app.callback()
+def _global_options(
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="only warnings, errors and results: no progress"),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="debug lines, and the libraries' own output and bars"),
+    ] = False,
+) -> None:
+    if quiet and verbose:
+        _fail("--quiet and --verbose: choose one")
+    _output.update(quiet=quiet, verbose=verbose)
+
+
 def _setup_logging(verbose: bool) -> None:
-    # Other libraries speak at WARNING and above (some log chatty INFO lines straight to the
-    # root logger); embedtune's own progress is INFO, or DEBUG with --verbose.
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-    )
-    logging.getLogger("embedtune").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # embedtune's own progress is one INFO line per stage and one bar per long step (DEBUG lines
+    # too with --verbose, warnings only with --quiet); the libraries under it speak only on
+    # errors unless --verbose. A command's own --verbose wins over the global --quiet.
+    from embedtune.console import configure_output, log_handler
+
+    if verbose or _output["verbose"]:
+        configure_output("verbose")
+    else:
+        configure_output("quiet" if _output["quiet"] else "normal")
+    logging.basicConfig(format="%(message)s", handlers=[log_handler(err_console)])
 
 
 def _fail(message: str) -> None:
@@ -135,33 +156,35 @@ def ingest(
 ) -> None:
     """Read domain text, check it, and write corpus.jsonl + manifest.json (+ passages.jsonl)."""
     _setup_logging(verbose)
-    from embedtune.corpus.config import CorpusConfig
-    from embedtune.corpus.ingest import ingest as run_ingest
+    from embedtune.corpus import IngestConfig, IngestResult
+    from embedtune.corpus import ingest as run_ingest
 
-    def build() -> dict[str, Any]:
-        config = CorpusConfig.model_validate(
+    def build() -> IngestResult:
+        config = IngestConfig.model_validate(
             {
                 "path": str(path),
                 "format": fmt,
                 "split": split,
                 "skip_bad": skip_bad,
                 "fields": {"id": id_field, "title": title_field, "text": text_field},
+                "output": str(output),
+                "model": model,
+                "passages": _passages(window, stride),
             }
         )
-        return run_ingest(config, output, model=model, passages=_passages(window, stride))
+        return run_ingest(config)
 
-    manifest = _run(build)
-    counts = manifest["counts"]
+    result: IngestResult = _run(build)
     console.print(
-        f"{counts['documents']} documents, {counts['queries']} queries, "
-        f"{counts['qrels']} judgments → {output}"
+        f"{result.documents} documents, {result.queries} queries, "
+        f"{result.qrels} judgments → {output}"
     )
-    if manifest["skipped"]:
-        console.print(f"skipped: {manifest['skipped']}")
-    if manifest["duplicates"]["documents"]:
+    if result.skipped:
+        console.print(f"skipped: {result.skipped}")
+    if result.duplicate_documents:
         console.print(
-            f"exact duplicates: {manifest['duplicates']['documents']} documents in "
-            f"{manifest['duplicates']['groups']} groups (kept)"
+            f"exact duplicates: {result.duplicate_documents} documents in "
+            f"{result.duplicate_groups} groups (kept)"
         )
 
 
@@ -257,16 +280,18 @@ def _ranks(value: str | None) -> list[int] | None:
 @app.command()
 def pairs(
     data: Annotated[Path | None, typer.Argument(help="BEIR folder with a labeled split")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="pairs.jsonl to write")] = Path(
-        "pairs.jsonl"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="pairs folder to write (train --pairs reads it)")
+    ] = Path("runs/pairs"),
     split: Annotated[str, typer.Option(help="qrels split to make pairs from")] = "train",
+    dev_split: Annotated[
+        str | None,
+        typer.Option(help="dev split (default: 'dev' if present, else 15% of queries held out)"),
+    ] = None,
     from_file: Annotated[
         Path | None,
         typer.Option(
-            help="a pairs file (JSONL/CSV: query, "
-            "positive[, negatives]) to check and "
-            "convert instead"
+            help="a pairs file (JSONL/CSV: query, positive[, negatives]) to check and convert"
         ),
     ] = None,
     model: Annotated[str, typer.Option(help="model for positives/negatives ('base')")] = "base",
@@ -286,28 +311,15 @@ def pairs(
     skip_bad: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Build (query, positive, hard negatives) pairs with provenance from labeled data, or
-    label-free from the corpus (--supervision weak)."""
+    """Build (query, positive, hard negatives) pairs with provenance and the dev split, from
+    labeled data or label-free from the corpus (--supervision weak); `train --pairs DIR`
+    trains on them."""
     _setup_logging(verbose)
 
-    def build() -> dict[str, Any]:
-        from embedtune.pairs.config import PairsConfig
-        from embedtune.pairs.io import read_pairs_file, write_pairs
+    def build() -> Any:
+        from embedtune.pairs.build import build_pairs
+        from embedtune.pairs.config import BuildPairsConfig
 
-        if from_file is not None:
-            from collections import Counter
-
-            skipped: Counter[str] = Counter()
-            found = read_pairs_file(from_file, skip_bad=skip_bad, skipped=skipped)
-            summary = {
-                "pairs": len(found),
-                "sources": {f"file:{from_file.name}": len(found)},
-                "skipped": dict(skipped),
-            }
-            write_pairs(output, found, summary)
-            return summary
-        if data is None:
-            raise ConfigError("give DATA (a BEIR folder with a labeled split) or --from-file")
         negatives: dict[str, Any] = {}
         for key, value in (
             ("sources", _split_list(negatives_from)),
@@ -318,45 +330,36 @@ def pairs(
         ):
             if value is not None:
                 negatives[key] = value
-        options: dict[str, Any] = {"negatives": negatives}
+        mining: dict[str, Any] = {"negatives": negatives}
         if positive is not None:
-            options["positive"] = positive
-        config = PairsConfig.model_validate(options)
-        from embedtune.corpus.config import PassageConfig
-        from embedtune.corpus.load import load_beir
-        from embedtune.models import load_model, resolve_model
-        from embedtune.pairs.mine import mine_labeled_pairs
-        from embedtune.retrieval.cache import default_cache_dir
-        from embedtune.retrieval.dense import DenseEncoder
-
+            mining["positive"] = positive
         if supervision not in {"labels", "weak"}:
             raise ConfigError(f"--supervision '{supervision}': choose labels or weak")
-        ref = resolve_model(model)
-        encoder = DenseEncoder(
-            load_model(ref), ref, cache_dir=Path(default_cache_dir()) / "embeddings"
-        )
-        passages = _passages(window, stride) or PassageConfig()
-        if supervision == "weak":
-            from embedtune.corpus.load import resolve_beir
-            from embedtune.pairs.config import WeakConfig
-            from embedtune.pairs.weak import build_weak_supervision
+        options: dict[str, Any] = {
+            "output": str(output),
+            "data": None if data is None else str(data),
+            "pairs_file": None if from_file is None else str(from_file),
+            "split": split,
+            "dev_split": dev_split,
+            "skip_bad": skip_bad,
+            "supervision": supervision,
+            "base_model": model,
+            "pairs": mining,
+        }
+        if window is not None or stride is not None:
+            options["passages"] = _passages(window, stride)
+        if data is None and from_file is None:
+            raise ConfigError("give DATA (a BEIR folder with a labeled split) or --from-file")
+        return build_pairs(BuildPairsConfig.model_validate(options))
 
-            corpus = load_beir(resolve_beir(data, split), None, skip_bad=skip_bad)
-            weak = build_weak_supervision(corpus, encoder, passages, config, WeakConfig())
-            found, summary = weak.pairs, weak.summary
-        else:
-            dataset = load_beir(data, split, skip_bad=skip_bad)
-            found, summary = mine_labeled_pairs(dataset, encoder, passages, config)
-        write_pairs(output, found, summary)
-        return summary
-
-    summary = _run(build)
+    result = _run(build)
     console.print(
-        f"{summary['pairs']} pairs → {output} (summary: {output.with_suffix('.summary.json')})"
+        f"{result.pairs} pairs, {result.dev_queries} dev queries → {output}"
+        + (" (already built: reused)" if result.reused else "")
     )
     for key in ("negatives_per_pair", "filtered", "skipped"):
-        if summary.get(key):
-            console.print(f"{key}: {summary[key]}")
+        if result.summary.get(key):
+            console.print(f"{key}: {result.summary[key]}")
 
 
 @app.command()
@@ -380,11 +383,14 @@ def train(
         int | None, typer.Option(help="add the N costliest domain terms as tokens")
     ] = None,
     pairs_file: Annotated[
-        Path | None, typer.Option("--pairs", help="train on this pairs file")
+        Path | None,
+        typer.Option(
+            "--pairs", help="train on a pairs folder (from `embedtune pairs`) or a pairs file"
+        ),
     ] = None,
     preset_name: Annotated[str, typer.Option("--preset", help="default | fast")] = "default",
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="YAML with TrainConfig fields")
+        Path | None, typer.Option("--config", help="YAML with recipe fields")
     ] = None,
     base_model: Annotated[str | None, typer.Option(help="base model folder or 'base'")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
@@ -406,8 +412,10 @@ def train(
     _setup_logging(verbose)
 
     def build() -> Any:
-        from embedtune.train.config import TrainConfig, preset
-        from embedtune.train.train import train_model
+        from embedtune.config import preset, stage_configs
+        from embedtune.corpus.pairs import read_pair_set
+        from embedtune.run import fine_tune
+        from embedtune.train.train import train as train_stage
 
         options = merge_settings(preset(preset_name), _load_yaml(config_file))
         for key, value in (
@@ -432,10 +440,16 @@ def train(
                 raise ConfigError(
                     f"--matryoshka '{matryoshka}': use dimensions like 384,128"
                 ) from None
-        config = TrainConfig.model_validate(options)
-        return train_model(
+        if pairs_file is not None and pairs_file.is_dir():  # a pairs folder: train on it
+            if data is not None:
+                raise ConfigError("--pairs DIR already holds its data and dev split: drop DATA")
+            if read_pair_set(pairs_file) is None:
+                raise ConfigError(f"{pairs_file}: not a pairs folder (build it with `pairs`)")
+            _, config = stage_configs(options, output=output, resume=resume)
+            return train_stage(config.model_copy(update={"pairs_dir": str(pairs_file)}))
+        return fine_tune(
             output,
-            config,
+            options,
             data=None if data is None else str(data),
             pairs_file=None if pairs_file is None else str(pairs_file),
             split=split,
@@ -445,20 +459,20 @@ def train(
         )
 
     result = _run(build)
-    from embedtune.train.train import is_main_process
+    from embedtune.io import is_main_process
 
     if not is_main_process():  # another process of a torchrun job: rank 0 reports
         return
-    dev = result.settings["dev"]
-    table = Table(title=f"dev ({result.settings['data']['dev']['rule']})")
+    settings = result.settings
+    dev = settings.dev
+    table = Table(title=f"dev ({settings.data['dev']['rule']})")
     for column in ("system", "nDCG@10", "MRR@10", "Recall@100"):
         table.add_column(column, justify="left" if column == "system" else "right")
-    for name, key in (("bm25", "bm25"), ("base-maxp", "base"), ("tuned-maxp", "tuned")):
-        m = dev[key]
+    for name, m in (("bm25", dev.bm25), ("base-maxp", dev.base), ("tuned-maxp", dev.tuned)):
         table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['mrr@10']:.4f}", f"{m['recall@100']:.4f}")
     console.print(table)
-    for note in result.settings["outcome"]["notes"]:
-        console.print(note if result.settings["outcome"]["better"] else f"[yellow]{note}[/]")
+    for note in settings.outcome.notes:
+        console.print(note if settings.outcome.better else f"[yellow]{note}[/]")
     console.print(f"model: {result.output}")
 
 
@@ -477,35 +491,32 @@ def analyze(
     """How badly the base tokenizer fragments the corpus, against general English; document
     lengths against the model's limit; what to do about it."""
     _setup_logging(verbose)
+    from embedtune.analyze import AnalyzeConfig, AnalyzeResult, analyze_corpus
 
-    def build() -> dict[str, Any]:
-        from embedtune.analyze.analyze import analyze_corpus
-        from embedtune.analyze.config import AnalyzeConfig
-
-        return analyze_corpus(
-            data,
-            split,
-            model,
-            output,
+    def build() -> AnalyzeResult:
+        config = AnalyzeConfig(
+            data=str(data),
+            split=split,
+            model=model,
+            output=str(output),
             passages=_passages(window, stride),
-            config=AnalyzeConfig(top_terms=top_terms),
             skip_bad=skip_bad,
+            top_terms=top_terms,
         )
+        return analyze_corpus(config)
 
-    report = _run(build)
-    corpus, ref = report["corpus"], report["reference"]
+    result: AnalyzeResult = _run(build)
+    corpus, ref = result.corpus, result.reference
     table = Table(title=f"{data} · vocabulary gap")
     for column in ("", "corpus", "general English"):
         table.add_column(column, justify="left" if not column else "right")
-    table.add_row(
-        "tokens per word", f"{corpus['tokens_per_word']:.3f}", f"{ref['tokens_per_word']:.3f}"
-    )
-    table.add_row("words in 3+ pieces", f"{corpus['share_3plus']:.1%}", f"{ref['share_3plus']:.1%}")
-    table.add_row("words with [UNK]", f"{corpus['unk_share']:.2%}", f"{ref['unk_share']:.2%}")
+    table.add_row("tokens per word", f"{corpus.tokens_per_word:.3f}", f"{ref.tokens_per_word:.3f}")
+    table.add_row("words in 3+ pieces", f"{corpus.share_3plus:.1%}", f"{ref.share_3plus:.1%}")
+    table.add_row("words with [UNK]", f"{corpus.unk_share:.2%}", f"{ref.unk_share:.2%}")
     console.print(table)
-    for term in report["top_terms"][:10]:
-        console.print(f"  {term['term']} → {' '.join(term['tokens'])}  ({term['count']}×)")
-    for line in report["recommendations"]:
+    for term in result.top_terms[:10]:
+        console.print(f"  {term.term} → {' '.join(term.tokens)}  ({term.count}×)")
+    for line in result.recommendations:
         console.print(f"• {line}")
     console.print(f"report: {output / 'analysis.html'}")
 
@@ -537,36 +548,42 @@ def scan(
     The key of --mode hash is read from $EMBEDTUNE_REDACT_KEY and never written anywhere.
     """
     _setup_logging(verbose)
+    from embedtune.governance import GovernanceConfig, ScanConfig, ScanResult
+    from embedtune.governance import scan as run_scan
 
-    def build() -> dict[str, Any]:
-        from embedtune.governance.config import GovernanceConfig
-        from embedtune.governance.scan import govern
-
+    def build() -> ScanResult:
         settings = _load_yaml(config_file)
         settings.update(
             {k: v for k, v in {"mode": mode, "types": _split_list(types)}.items() if v is not None}
         )
         settings["redact"] = redact or bool(settings.get("redact"))
-        config = GovernanceConfig.model_validate(settings)
-        return govern(
-            data, _split_list(split) or [], config, output, skip_bad=skip_bad, progress=True
+        # the YAML holds governance settings only: paths come from the command line
+        governance = GovernanceConfig.model_validate(settings)
+        config = ScanConfig.from_governance(
+            governance,
+            data=data,
+            output=output,
+            splits=_split_list(split) or [],
+            skip_bad=skip_bad,
+            progress=True,
         )
+        return run_scan(config)
 
-    report = _run(build)
-    table = Table(title=f"{data} · {report['scanned']['megabytes']} MB scanned")
+    result: ScanResult = _run(build)
+    table = Table(title=f"{data} · {result.megabytes} MB scanned")
     for column in ("type", "values", "documents", "queries"):
         table.add_column(column, justify="left" if column == "type" else "right")
-    for kind, row in report["types"].items():
-        table.add_row(kind, str(row["values"]), str(row["documents"]), str(row["queries"]))
+    for kind, row in result.types.items():
+        table.add_row(kind, str(row.values), str(row.documents), str(row.queries))
     console.print(table)
-    redaction = report["redaction"]
+    redaction = result.redaction
     if redaction:
         console.print(
-            f"redacted ({redaction['mode']}) → {output / 'data'}: "
-            f"{redaction['dropped_documents']} documents, {redaction['dropped_queries']} "
-            f"queries and {redaction['dropped_qrels']} judgments dropped"
+            f"redacted ({redaction.mode}) → {output / 'data'}: "
+            f"{redaction.dropped_documents} documents, {redaction.dropped_queries} "
+            f"queries and {redaction.dropped_qrels} judgments dropped"
         )
-    elif report["found"]:
+    elif result.found:
         console.print("[yellow]personal data found[/]: rerun with --redact before training on it")
     console.print(f"report: {output / 'report.json'}")
 

@@ -1,6 +1,11 @@
-"""Corpus stage: load domain text (BEIR, JSONL/CSV, folders) and split it into passages."""
+"""Corpus stage: load domain text (BEIR, JSONL/CSV, folders) and split it into passages.
 
-from embedtune.corpus.config import CorpusConfig, Fields, PassageConfig
+The stage's verb is `ingest` (`IngestConfig` in, `IngestResult` out); torch loads only when
+it is given a model to split passages with.
+"""
+
+from embedtune.corpus.config import CorpusConfig, Fields, IngestConfig, PassageConfig
+from embedtune.corpus.ingest import IngestResult, ingest
 from embedtune.corpus.load import load_beir, load_dataset
 from embedtune.corpus.types import Dataset, Document, Manifest
 
@@ -9,8 +14,11 @@ __all__ = [
     "Dataset",
     "Document",
     "Fields",
+    "IngestConfig",
+    "IngestResult",
     "Manifest",
     "PassageConfig",
+    "ingest",
     "load_beir",
     "load_dataset",
 ]

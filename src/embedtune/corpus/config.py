@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _fspath(value: Any) -> Any:
+    """A ``pathlib.Path`` (or any path-like) given where a path string is expected."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+PathStr = Annotated[str, BeforeValidator(_fspath)]
+"""A file or folder path: a ``str`` in the config (and in every artefact that records it),
+given as a ``str`` or a ``pathlib.Path``."""
 
 
 class Fields(BaseModel):
@@ -36,8 +47,33 @@ class CorpusConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str
+    path: PathStr
     format: Literal["auto", "beir", "jsonl", "csv", "folder"] = "auto"
     fields: Fields = Field(default_factory=Fields)
     split: str | None = None
     skip_bad: bool = False
+
+
+class IngestConfig(CorpusConfig):
+    """One ``ingest``: the input (every `CorpusConfig` setting), the folder to write and,
+    optionally, the model whose tokenizer splits the documents into passages.
+
+    Attributes:
+        output: Folder to write ``corpus.jsonl``, ``manifest.json`` (and queries, qrels,
+            ``passages.jsonl``) to.
+        model: Model folder or Hub id (``"base"``: the packaged default) whose tokenizer
+            splits documents into ``passages.jsonl``; ``None`` writes no passages.
+        passages: Passage window and stride; ``None`` uses the `PassageConfig` defaults.
+    """
+
+    output: PathStr = Field(description="folder to write")
+    model: str | None = Field(
+        default=None, description="also write passages.jsonl split by this model's tokenizer"
+    )
+    passages: PassageConfig | None = Field(
+        default=None, description="None: the PassageConfig defaults (used with a model only)"
+    )
+
+    def corpus_config(self) -> CorpusConfig:
+        """The input settings alone, as recorded under ``input`` in ``manifest.json``."""
+        return CorpusConfig.model_validate(self.model_dump(include=set(CorpusConfig.model_fields)))

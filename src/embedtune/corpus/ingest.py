@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedtune.corpus.config import CorpusConfig, PassageConfig
+from embedtune.corpus.config import IngestConfig, PassageConfig
 from embedtune.corpus.load import load_dataset
 from embedtune.corpus.types import Document, Qrels
 from embedtune.io import write_json, write_jsonl, write_text
+
+__all__ = ["IngestResult", "ingest", "write_beir"]
+
+logger = logging.getLogger(__name__)
 
 
 def write_beir(
@@ -34,34 +41,100 @@ def write_beir(
         )
 
 
-def ingest(
-    config: CorpusConfig,
-    output: str | Path,
-    *,
-    model: str | None = None,
-    passages: PassageConfig | None = None,
-) -> dict[str, Any]:
-    """Write ``corpus.jsonl`` (and queries/qrels when a split was read), ``manifest.json`` and,
-    with a model, ``passages.jsonl`` split by that model's tokenizer. Returns the manifest."""
+@dataclass(frozen=True)
+class IngestResult:
+    """What ``ingest`` wrote and read.
+
+    Attributes:
+        output: The folder written: ``corpus.jsonl``, ``manifest.json``, and ``queries.jsonl``
+            and ``qrels/<split>.tsv`` when a split was read, ``passages.jsonl`` with a model.
+        documents: Documents written.
+        queries: Queries written (0 without a split).
+        qrels: Relevance judgments written (0 without a split).
+        skipped: Bad records skipped (``skip_bad``), by reason.
+        duplicate_documents: Exact duplicate documents (kept), beyond the first of each group.
+        duplicate_groups: Groups of exact duplicates.
+        passages: Passages in ``passages.jsonl``; ``None`` when no model was given.
+        manifest: The content of ``manifest.json``.
+    """
+
+    output: Path
+    documents: int
+    queries: int
+    qrels: int
+    skipped: dict[str, int]
+    duplicate_documents: int
+    duplicate_groups: int
+    passages: int | None
+    manifest: dict[str, Any] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as written to ``manifest.json`` (a copy)."""
+        return copy.deepcopy(self.manifest)
+
+
+def ingest(config: IngestConfig) -> IngestResult:
+    """Read domain text, check it, and write it as a normalised BEIR folder with a manifest.
+
+    Writes ``corpus.jsonl`` (and ``queries.jsonl`` and ``qrels/<split>.tsv`` when
+    ``config.split`` was read), ``manifest.json`` (input settings, file hashes, counts,
+    skipped records, duplicates) and, with ``config.model``, ``passages.jsonl`` split by that
+    model's tokenizer. Each file is written atomically.
+
+    Args:
+        config: The input (path, format, fields, split, skip_bad), the ``output`` folder and,
+            optionally, the ``model`` and ``passages`` settings for ``passages.jsonl``.
+
+    Returns:
+        The counts read and written, and the manifest.
+
+    Raises:
+        DataError: The input is missing, empty or malformed (and ``skip_bad`` is off).
+        ConfigError: The model cannot be found.
+
+    Example:
+        >>> from embedtune.corpus import IngestConfig, ingest
+        >>> result = ingest(IngestConfig(path="notes/", output="runs/notes-corpus"))
+        >>> result.documents, result.skipped
+        (1204, {})
+        >>> ingest(IngestConfig(path="docs.jsonl", output="runs/docs", model="base")).passages
+        5731
+    """
     dataset = load_dataset(config)
-    out = Path(output)
+    out = Path(config.output)
     qrels = {dataset.split: dataset.qrels} if dataset.split is not None else {}
     write_beir(out, dataset.corpus.values(), dataset.queries, qrels)
-    manifest = {"input": config.model_dump(mode="json"), **dataset.manifest.to_dict()}
-    if model is not None:
+    manifest = {
+        "input": config.corpus_config().model_dump(mode="json"),
+        **dataset.manifest.to_dict(),
+    }
+    passages: int | None = None
+    if config.model is not None:
         from embedtune.corpus.passages import split_passages
         from embedtune.models import load_model, resolve_model
 
-        ref = resolve_model(model)
+        ref = resolve_model(config.model)
         st = load_model(ref)
-        settings = passages or PassageConfig()
+        settings = config.passages or PassageConfig()
         split = split_passages(list(dataset.corpus.values()), st.tokenizer, settings)
         write_jsonl(out / "passages.jsonl", split.rows())
+        passages = len(split)
         manifest["passages"] = {
             "model": ref.name,
             "model_sha256": ref.sha256,
             **settings.model_dump(),
-            "count": len(split),
+            "count": passages,
         }
     write_json(out / "manifest.json", manifest)
-    return manifest
+    counts = manifest["counts"]
+    return IngestResult(
+        output=out,
+        documents=counts["documents"],
+        queries=counts["queries"],
+        qrels=counts["qrels"],
+        skipped=dict(manifest["skipped"]),
+        duplicate_documents=manifest["duplicates"]["documents"],
+        duplicate_groups=manifest["duplicates"]["groups"],
+        passages=passages,
+        manifest=manifest,
+    )

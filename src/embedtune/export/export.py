@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.load import load_beir
@@ -29,6 +30,8 @@ from embedtune.model_folder import passages_of
 from embedtune.retrieval.onnx import EXPORT_FILE, OnnxEncoder
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ExportResult", "ParityError", "RetrievalParity", "VariantParity", "export_model"]
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 SAMPLE = [
@@ -43,6 +46,100 @@ SAMPLE = [
 
 class ParityError(EmbedtuneError):
     """An export does not reproduce the PyTorch model closely enough."""
+
+
+class VariantParity(BaseModel):
+    """How closely one exported variant reproduces the PyTorch model.
+
+    Attributes:
+        min_cosine: Smallest cosine, over the sample texts, between its vectors and PyTorch's.
+        mean_cosine: Mean of those cosines.
+        ndcg_drop: int8 only: nDCG@10 of PyTorch minus nDCG@10 of int8 on the eval split.
+        ok: int8 only: whether ``ndcg_drop`` is within ``max_ndcg_drop`` (None: unchecked).
+        eval: int8 only: why the retrieval check was skipped, when it was.
+        error: TorchScript only: why the best-effort export failed (nothing written for it).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    min_cosine: float | None = None
+    mean_cosine: float | None = None
+    ndcg_drop: float | None = None
+    ok: bool | None = None
+    eval: str | None = None
+    error: str | None = None
+
+
+class RetrievalParity(BaseModel):
+    """nDCG@10 of max-passage dense search with PyTorch and each ONNX variant on one split.
+
+    Attributes:
+        data: ``DATA:SPLIT`` it was measured on.
+        queries: Judged queries searched.
+        passages: Passages searched.
+        ndcg_at_10: ``pytorch``, ``fp32``, ``int8`` → nDCG@10 (``ndcg@10`` in ``export.json``).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    data: str
+    queries: int
+    passages: int
+    ndcg_at_10: dict[str, float] = Field(alias="ndcg@10")
+
+
+class ExportResult(BaseModel):
+    """What :func:`export_model` wrote; ``export.json`` in ``path`` holds the full record
+    (encoder spec, tokenizer, ONNX opset and fusions, library versions).
+
+    Attributes:
+        path: The export folder.
+        source: Name of the exported model.
+        source_sha256: Content hash of the exported model (the registry finds its version by it).
+        files: Variant (``fp32``, ``int8``, ``torch-export``, ``torchscript``) → file name.
+        sizes: Variant → file size in bytes.
+        sha256: Variant → sha256 of its file.
+        parity: Variant → its parity numbers (a failed TorchScript export has only ``error``).
+        retrieval: The int8 retrieval check (None: no int8 or no eval data).
+
+    Example:
+        >>> result = export_model(ExportConfig(model="runs/fin/model", output="runs/fin/export",
+        ...                                    eval_data="data/fin", eval_split="test"))
+        >>> result.parity["fp32"].min_cosine, result.retrieval.ndcg_at_10
+        (0.99999, {'pytorch': 0.8471, 'fp32': 0.8471, 'int8': 0.8459})
+    """
+
+    path: str
+    source: str
+    source_sha256: str
+    files: dict[str, str]
+    sizes: dict[str, int]
+    sha256: dict[str, str]
+    parity: dict[str, VariantParity]
+    retrieval: RetrievalParity | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False when the int8 model lost more retrieval quality than allowed (it is written,
+        but marked not ok, and the registry refuses it)."""
+        int8 = self.parity.get("int8")
+        return int8 is None or int8.ok is not False
+
+    @classmethod
+    def from_meta(cls, path: str | os.PathLike[str], meta: dict[str, Any]) -> ExportResult:
+        """The result of the export in ``path`` from its ``export.json`` content ``meta``."""
+        parity = dict(meta.get("parity", {}))
+        retrieval = parity.pop("eval", None)
+        return cls(
+            path=os.fspath(path),
+            source=meta["source"]["name"],
+            source_sha256=meta["source"]["sha256"],
+            files=meta["files"],
+            sizes=meta["sizes"],
+            sha256=meta["sha256"],
+            parity={k: VariantParity.model_validate(v) for k, v in parity.items()},
+            retrieval=None if retrieval is None else RetrievalParity.model_validate(retrieval),
+        )
 
 
 def _sample(config: ExportConfig, dataset: Dataset | None) -> list[str]:
@@ -189,24 +286,46 @@ def _retrieval(
     }
 
 
-def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[str, Any]:
-    """Export ``model`` to ``output`` in ``config.formats``; returns ``export.json``'s content.
+def export_model(config: ExportConfig) -> ExportResult:
+    """Export ``config.model`` to the new folder ``config.output`` in ``config.formats``, each
+    format checked against the PyTorch model before the folder is written.
 
-    Raises :class:`ParityError` (and writes nothing) when fp32 ONNX or the torch.export program
-    drifts from PyTorch; an int8 model past ``max_ndcg_drop`` is written but marked not ok.
+    The folder holds the model files, the fast tokenizer (``tokenizer.json``) and
+    ``export.json``: source model name and hash, the encoder spec, parity numbers, file sizes
+    and hashes. An int8 model is checked on retrieval quality (nDCG@10 on
+    ``config.eval_data``); past ``max_ndcg_drop`` it is written but marked not ok.
+
+    Args:
+        config: The model, the output folder, the formats and the parity limits.
+
+    Returns:
+        What was written: files, sizes, hashes and parity numbers per variant.
+
+    Raises:
+        ConfigError: ``config.output`` exists, or the model cannot be found.
+        ParityError: fp32 ONNX or the torch.export program drifts from PyTorch (nothing is
+            written).
+        MissingExtraError: The ``onnx`` (or ``eval``) extra is not installed.
+
+    Example:
+        >>> from embedtune.export import ExportConfig, export_model
+        >>> result = export_model(ExportConfig(model="runs/fin/model", output="runs/fin/export",
+        ...                                    eval_data="data/fin", eval_split="test"))
+        >>> result.files, result.ok
+        ({'fp32': 'model.onnx', 'int8': 'model.int8.onnx', 'torch-export': 'model.pt2'}, True)
     """
     require("torch", "eval")
     from embedtune.models import load_model, resolve_model
     from embedtune.provenance import library_versions
 
-    out = Path(output)
+    out = Path(config.output)
     if out.exists():
         raise ConfigError(f"{out} already exists; exports are never overwritten")
     onnx_wanted = {"onnx", "onnx-int8"} & set(config.formats)
     if onnx_wanted:
         require("onnxruntime", "onnx")
         require("onnxscript", "onnx")
-    ref = resolve_model(model)
+    ref = resolve_model(config.model)
     st = load_model(ref, device="cpu")
     module, spec = embedding_module(st)
     # the eval split is read once: sample texts for the cosine check, queries for int8
@@ -274,7 +393,7 @@ def export_model(model: str, output: str | Path, config: ExportConfig) -> dict[s
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return meta
+    return ExportResult.from_meta(out, meta)
 
 
 def _check_int8(

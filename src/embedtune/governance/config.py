@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from embedtune.corpus.config import PathStr
 
 # Structured types detected by default (presidio-analyzer's pattern recognizers, no spaCy).
 TYPES = ("email", "phone", "ssn", "credit_card", "iban", "ip", "dob", "secret")
@@ -52,6 +55,10 @@ class GovernanceConfig(BaseModel):
     context_window: int = Field(default=40, ge=1, description="characters searched for context")
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR", "CA", "IN"])
 
+    def settings(self) -> dict[str, Any]:
+        """The governance settings alone (no paths), as recorded in a scan's report."""
+        return self.model_dump(mode="json", include=set(GovernanceConfig.model_fields))
+
     @field_validator("types")
     @classmethod
     def _types_known(cls, value: list[str]) -> list[str]:
@@ -59,3 +66,49 @@ class GovernanceConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown type(s) {unknown}; choose from {', '.join(TYPES)}")
         return list(dict.fromkeys(value))
+
+
+class ScanConfig(GovernanceConfig):
+    """One scan: the BEIR folder to read, the folder to write, and every `GovernanceConfig`
+    setting (what to detect, whether and how to redact).
+
+    Attributes:
+        data: BEIR folder (or a parent holding ``<split>/``); ingest other formats first.
+        splits: Splits whose queries and judgments are scanned (and redacted) with the corpus;
+            all must live in one folder. Empty: the corpus alone.
+        output: New folder for ``report.json``, ``findings.jsonl`` and, with ``redact``, the
+            redacted collection in ``output/data``; an existing folder is an error.
+        skip_bad: Skip (and count) bad records instead of failing.
+        progress: Show a progress bar over the fields scanned.
+    """
+
+    data: PathStr = Field(description="BEIR folder (or a parent holding <split>/)")
+    splits: list[str] = Field(
+        default_factory=list, description="splits whose queries/qrels to include"
+    )
+    output: PathStr = Field(description="new folder for the results")
+    skip_bad: bool = False
+    progress: bool = False
+
+    @classmethod
+    def from_governance(
+        cls,
+        governance: GovernanceConfig,
+        *,
+        data: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        splits: list[str] | None = None,
+        skip_bad: bool = False,
+        progress: bool = False,
+    ) -> ScanConfig:
+        """A scan of ``data`` with the settings of a run config's ``governance:`` block."""
+        return cls.model_validate(
+            {
+                **governance.settings(),
+                "data": data,
+                "output": output,
+                "splits": list(splits or []),
+                "skip_bad": skip_bad,
+                "progress": progress,
+            }
+        )

@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedtune.corpus.load import beir_splits, resolve_beir
-from embedtune.governance.config import GovernanceConfig
-from embedtune.governance.scan import govern
+from embedtune.corpus.load import resolve_beir
+from embedtune.governance.config import GovernanceConfig, ScanConfig
+from embedtune.governance.scan import ScanResult, scan
+
+logger = logging.getLogger(__name__)
+
+# What the run's stage marker keeps of each scan's report.
+MARKER_KEYS = ("scanned", "found", "types", "redaction")
 
 
-def train_splits(path: str, split: str, dev_split: str | None) -> list[str]:
-    """The splits training reads: its own, and the dev split (given, or found as 'dev')."""
-    if dev_split is not None:
-        return [split, dev_split]
-    return [split, "dev"] if split != "dev" and "dev" in beir_splits(Path(path)) else [split]
+@dataclass(frozen=True)
+class GovernanceResult:
+    """The governance stage of a run: one scan per input folder, and the data to read next.
+
+    Attributes:
+        redacted: Whether redacted copies were written (``governance.redact``).
+        data: Role (``train``, ``test``) → the folder later stages read: the redacted copy,
+            or the original when nothing was redacted.
+        reports: One scan per folder scanned, by its name under ``governance/`` (a redacted
+            copy has moved from the scan's folder to the path in ``data``).
+    """
+
+    redacted: bool
+    data: dict[str, str]
+    reports: dict[str, ScanResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's stage marker: the data paths and a summary of each scan's report."""
+        return {
+            "redacted": self.redacted,
+            "data": dict(self.data),
+            "reports": {
+                name: {k: result.report[k] for k in MARKER_KEYS}
+                for name, result in self.reports.items()
+            },
+        }
 
 
 def govern_sources(
@@ -25,10 +53,21 @@ def govern_sources(
     *,
     skip_bad: bool = False,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> GovernanceResult:
     """Scan each BEIR folder behind ``sources`` (role → (path, splits)) once, reports in
     ``folder/governance/``; with redaction on, redacted copies in ``folder/redacted/<role>`` laid
-    out like the originals, and the paths later stages must read instead."""
+    out like the originals, and the paths later stages must read instead.
+
+    Args:
+        sources: Role → (BEIR folder or parent, splits that role reads).
+        config: The run config's ``governance:`` block.
+        folder: The run folder.
+        skip_bad: Skip (and count) bad records instead of failing.
+        progress: Show a progress bar per scan.
+
+    Returns:
+        The scans and, per role, the folder later stages read.
+    """
     for leftover in (folder / "governance", folder / "redacted"):  # an unfinished earlier try
         shutil.rmtree(leftover, ignore_errors=True)
     jobs: dict[Path, list[str]] = {}
@@ -50,17 +89,19 @@ def govern_sources(
         for _ in first.relative_to(base).parts:
             copy = copy.parent
         paths[role] = str(copy)
-    reports = {}
+    reports: dict[str, ScanResult] = {}
     for root, splits in jobs.items():
         name = "-".join(target[root].relative_to(folder / "redacted").parts)
         out = folder / "governance" / name
-        report = govern(root, splits, config, out, skip_bad=skip_bad, progress=progress)
+        scan_config = ScanConfig.from_governance(
+            config, data=root, output=out, splits=splits, skip_bad=skip_bad, progress=progress
+        )
+        reports[name] = scan(scan_config)
         if config.redact:
             target[root].parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(out / "data"), str(target[root]))
-        reports[name] = {k: report[k] for k in ("scanned", "found", "types", "redaction")}
-    return {
-        "redacted": config.redact,
-        "data": paths if config.redact else {r: p for r, (p, _) in sources.items()},
-        "reports": reports,
-    }
+    return GovernanceResult(
+        redacted=config.redact,
+        data=paths if config.redact else {r: p for r, (p, _) in sources.items()},
+        reports=reports,
+    )

@@ -7,6 +7,7 @@ models, reports and indexes only ever see redacted text.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -16,17 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from embedtune.console import progress as show_progress
 from embedtune.corpus.ingest import write_beir
 from embedtune.corpus.load import load_beir, resolve_beir
 from embedtune.corpus.types import Document, Qrels
 from embedtune.errors import ConfigError, DataError
-from embedtune.governance.config import GovernanceConfig
+from embedtune.governance.config import GovernanceConfig, ScanConfig
 from embedtune.governance.detect import Detector, Finding
 from embedtune.governance.redact import hash_key, redact_text
 from embedtune.io import write_json, write_jsonl
 from embedtune.provenance import library_versions
+
+__all__ = ["Redaction", "ScanResult", "TypeFindings", "load_collection", "scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def load_collection(path: str | Path, splits: list[str], skip_bad: bool = False)
 
 def scan_collection(collection: Collection, detector: Detector, progress: bool = False) -> Scan:
     """Run the detector over every document (title and text) and every query."""
-    scan = Scan(documents=len(collection.corpus), queries=len(collection.queries))
+    scanned = Scan(documents=len(collection.corpus), queries=len(collection.queries))
     records = [
         *(
             ("doc", d.id, name, text)
@@ -93,19 +95,21 @@ def scan_collection(collection: Collection, detector: Detector, progress: bool =
         ),
         *(("query", q, "text", t) for q, t in collection.queries.items()),
     ]
-    for kind, rid, name, text in tqdm(records, desc="scan", unit="field", disable=not progress):
-        scan.scanned_bytes += len(text.encode("utf-8"))
+    for kind, rid, name, text in show_progress(
+        records, desc="scan", unit="field", enabled=progress
+    ):
+        scanned.scanned_bytes += len(text.encode("utf-8"))
         found = detector.find(text)
         if found:
-            scan.findings[(kind, rid, name)] = found
-    return scan
+            scanned.findings[(kind, rid, name)] = found
+    return scanned
 
 
-def summarize(scan: Scan) -> dict[str, Any]:
+def summarize(scanned: Scan) -> dict[str, Any]:
     """Counts by type and the records holding each type: no values, only ids."""
     values: Counter[str] = Counter()
     holders: dict[str, dict[str, set[str]]] = {}
-    for (kind, rid, _), found in scan.findings.items():
+    for (kind, rid, _), found in scanned.findings.items():
         for f in found:
             values[f.type] += 1
             holders.setdefault(f.type, {"doc": set(), "query": set()})[kind].add(rid)
@@ -119,23 +123,23 @@ def summarize(scan: Scan) -> dict[str, Any]:
         }
         for t in sorted(values)
     }
-    megabytes = scan.scanned_bytes / 1e6
+    megabytes = scanned.scanned_bytes / 1e6
     return {
         "scanned": {
-            "documents": scan.documents,
-            "queries": scan.queries,
+            "documents": scanned.documents,
+            "queries": scanned.queries,
             "megabytes": round(megabytes, 3),
         },
         "found": sum(values.values()),
         "per_megabyte": round(sum(values.values()) / megabytes, 3) if megabytes else 0.0,
-        "documents_with_findings": len(scan.records("doc")),
-        "queries_with_findings": len(scan.records("query")),
+        "documents_with_findings": len(scanned.records("doc")),
+        "queries_with_findings": len(scanned.records("query")),
         "types": types,
     }
 
 
 def redact_collection(
-    collection: Collection, scan: Scan, config: GovernanceConfig
+    collection: Collection, scanned: Scan, config: GovernanceConfig
 ) -> tuple[list[Document], dict[str, str], dict[str, Qrels], dict[str, int]]:
     """The redacted corpus, queries and qrels, and what was dropped.
 
@@ -143,14 +147,14 @@ def redact_collection(
     left with no judgments is kept (it is simply unjudged) and counted.
     """
     key = hash_key(config) if config.mode == "hash" else None
-    found = scan.findings
+    found = scanned.findings
 
     def clean(kind: str, rid: str, name: str, text: str) -> str:
         hits = found.get((kind, rid, name), [])
         return redact_text(text, hits, config.mode, key) if hits else text
 
-    drop_docs = scan.records("doc") if config.mode == "drop" else set()
-    drop_queries = scan.records("query") if config.mode == "drop" else set()
+    drop_docs = scanned.records("doc") if config.mode == "drop" else set()
+    drop_queries = scanned.records("query") if config.mode == "drop" else set()
     documents = [
         Document(d.id, clean("doc", d.id, "title", d.title), clean("doc", d.id, "text", d.text))
         for d in collection.corpus.values()
@@ -180,32 +184,155 @@ def redact_collection(
     return documents, queries, qrels, counts
 
 
-def govern(
-    data: str | Path,
-    splits: list[str],
-    config: GovernanceConfig,
-    output: str | Path,
-    *,
-    skip_bad: bool = False,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Scan ``data`` and write ``report.json`` and ``findings.jsonl`` to ``output``; with
-    ``config.redact``, also the redacted collection as a BEIR folder in ``output/data``.
+@dataclass(frozen=True)
+class TypeFindings:
+    """What was found of one type: counts and the records holding it, never the values.
 
-    Returns the report. Nothing in ``output`` is overwritten: an existing folder is an error.
+    Attributes:
+        values: Values found.
+        documents: Documents holding at least one.
+        queries: Queries holding at least one.
+        document_ids: Those documents' ids, sorted (the first 1,000).
+        query_ids: Those queries' ids, sorted (the first 1,000).
     """
-    out = Path(output)
+
+    values: int
+    documents: int
+    queries: int
+    document_ids: list[str]
+    query_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """How the redacted copy was made and what it lost.
+
+    Attributes:
+        mode: ``mask``, ``hash`` or ``drop``.
+        types: Types redacted, the user patterns' names last.
+        ner_model: Whether names and places came from a local NER model.
+        source: sha256 of each input file.
+        dropped_documents: Documents removed (``drop`` mode).
+        dropped_queries: Queries removed (``drop`` mode).
+        dropped_qrels: Judgments removed with them (``drop`` mode).
+        redacted_values: Values replaced (``mask`` and ``hash`` modes).
+    """
+
+    mode: str
+    types: list[str]
+    ner_model: bool
+    source: dict[str, str]
+    dropped_documents: int
+    dropped_queries: int
+    dropped_qrels: int
+    redacted_values: int
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found, and where its report (and redacted copy) are.
+
+    Attributes:
+        output: Folder holding ``report.json``, ``findings.jsonl`` and, when redacted,
+            ``data/`` (a BEIR folder).
+        documents: Documents scanned.
+        queries: Queries scanned.
+        megabytes: Text scanned, in MB (UTF-8).
+        found: Values found, all types together.
+        per_megabyte: Values found per MB.
+        documents_with_findings: Documents holding any finding.
+        queries_with_findings: Queries holding any finding.
+        types: Findings by type, for the types found.
+        redaction: How the redacted copy was made; ``None`` when nothing was redacted.
+        report: The content of ``report.json``.
+    """
+
+    output: Path
+    documents: int
+    queries: int
+    megabytes: float
+    found: int
+    per_megabyte: float
+    documents_with_findings: int
+    queries_with_findings: int
+    types: dict[str, TypeFindings]
+    redaction: Redaction | None
+    report: dict[str, Any] = field(repr=False)
+
+    @property
+    def redacted_data(self) -> Path | None:
+        """The redacted collection (a BEIR folder laid out like the input), if written."""
+        return self.output / "data" if self.redaction is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as written to ``report.json`` (a copy)."""
+        return copy.deepcopy(self.report)
+
+    @classmethod
+    def from_report(cls, output: Path, report: dict[str, Any]) -> ScanResult:
+        """The typed view of a ``report.json`` written to ``output``."""
+        scanned = report["scanned"]
+        redaction = report["redaction"]
+        return cls(
+            output=output,
+            documents=scanned["documents"],
+            queries=scanned["queries"],
+            megabytes=scanned["megabytes"],
+            found=report["found"],
+            per_megabyte=report["per_megabyte"],
+            documents_with_findings=report["documents_with_findings"],
+            queries_with_findings=report["queries_with_findings"],
+            types={name: TypeFindings(**row) for name, row in report["types"].items()},
+            redaction=Redaction(**redaction) if redaction is not None else None,
+            report=report,
+        )
+
+
+def scan(config: ScanConfig) -> ScanResult:
+    """Find personal and regulated data in a BEIR collection; report counts, never values.
+
+    Scans every document (title and text) and every query of ``config.splits``, and writes
+    ``report.json`` (counts and record ids by type) and ``findings.jsonl`` (type, record, field
+    and character offsets of each finding) to ``config.output``. With ``config.redact``, also
+    writes the redacted collection there as a BEIR folder, ``data/``, for later stages to read.
+    The folder is built beside ``output`` and renamed into place: nothing is left half-written
+    and nothing is overwritten.
+
+    Args:
+        config: The ``data`` folder and ``splits``, the new ``output`` folder, and the
+            governance settings (types, patterns, ``redact``, ``mode``, ...).
+
+    Returns:
+        Counts by type, the redaction summary and where everything was written;
+        ``to_dict()`` gives ``report.json``.
+
+    Raises:
+        ConfigError: ``config.output`` exists, the ``hash`` mode's key is not set, or the
+            NER model is missing.
+        DataError: The data is missing or malformed (and ``skip_bad`` is off), or the splits
+            live in different folders.
+
+    Example:
+        >>> from embedtune.governance import ScanConfig, scan
+        >>> result = scan(ScanConfig(data="data/clinic", splits=["test"], output="runs/scan",
+        ...                          redact=True, mode="mask"))
+        >>> {name: found.values for name, found in result.types.items()}
+        {'email': 3, 'ssn': 1}
+        >>> result.redacted_data
+        PosixPath('runs/scan/data')
+    """
+    out = Path(config.output)
     if out.exists():
         raise ConfigError(f"{out} already exists; scan results are never overwritten")
     if config.redact and config.mode == "hash":
         hash_key(config)  # fail before scanning, not after
     detector = Detector(config)
-    collection = load_collection(data, splits, skip_bad)
-    scan = scan_collection(collection, detector, progress)
+    collection = load_collection(config.data, config.splits, config.skip_bad)
+    scanned = scan_collection(collection, detector, config.progress)
     report: dict[str, Any] = {
         "data": collection.manifest,
-        "settings": config.model_dump(mode="json"),
-        **summarize(scan),
+        "settings": config.settings(),
+        **summarize(scanned),
         "redaction": None,
         "versions": library_versions(),
     }
@@ -214,7 +341,7 @@ def govern(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if config.redact:
-            documents, queries, qrels, counts = redact_collection(collection, scan, config)
+            documents, queries, qrels, counts = redact_collection(collection, scanned, config)
             redaction = {
                 "mode": config.mode,
                 "types": config.types + [p.name for p in config.patterns],
@@ -237,7 +364,7 @@ def govern(
                     "end": f.end,
                     "score": round(f.score, 3),
                 }
-                for (kind, rid, name), found in sorted(scan.findings.items())
+                for (kind, rid, name), found in sorted(scanned.findings.items())
                 for f in found
             ),
         )
@@ -249,8 +376,8 @@ def govern(
         logger.warning(
             "personal data found in %s: %s (see %s); set governance.redact: true to redact "
             "it before training",
-            data,
+            config.data,
             {t: v["values"] for t, v in report["types"].items()},
             out / "report.json",
         )
-    return report
+    return ScanResult.from_report(out, report)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from embedtune.corpus.config import PassageConfig
 from embedtune.errors import ConfigError
@@ -20,8 +22,89 @@ from embedtune.registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "Index",
+    "IndexBuildResult",
+    "IndexIdentity",
+    "SearchHit",
+    "build_index",
+    "load_encoder",
+    "open_store",
+    "search_index",
+]
+
+
+class IndexIdentity(BaseModel):
+    """What made an index's vectors; stored with every table, so vectors of another model,
+    encoder variant or passage window are never mixed in or searched with.
+
+    Attributes:
+        version: Registry version id of the model.
+        encoder: ``torch``, ``fp32`` or ``int8`` (an ONNX export of the version).
+        export: Id of the export used (None for ``torch``).
+        passages: Passage window the documents were split with.
+        pooling: Pooling mode (``mean``, ``cls``, ``max``).
+        normalize: Whether vectors are unit length.
+        prompts: Prompts put before queries and documents (``query``, ``document``).
+        dimension: Vector size.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    encoder: str
+    export: str | None = None
+    passages: PassageConfig = Field(default_factory=PassageConfig)
+    pooling: str | None = None
+    normalize: bool = False
+    prompts: dict[str, str] = Field(default_factory=dict)
+    dimension: int = 0
+
+
+class IndexBuildResult(BaseModel):
+    """What :meth:`Index.build` made.
+
+    Attributes:
+        name: The index name (LanceDB pointer / Qdrant alias) searches use.
+        table: The new table (collection) the name now points at.
+        previous: The table it pointed at before (None: a new index); left in place.
+        identity: Model version, encoder variant, pooling, prompts and passages of the vectors.
+        documents: Documents indexed.
+        passages: Passages embedded (one row each).
+        index: Kind of vector index (``IVF-PQ``, ``flat (exact)``, ``HNSW (Qdrant)``).
+        rows: Rows in the table.
+        partitions: IVF partitions (LanceDB IVF-PQ only).
+        sub_vectors: PQ sub-vectors (LanceDB IVF-PQ only).
+    """
+
+    name: str
+    table: str
+    previous: str | None
+    identity: IndexIdentity
+    documents: int
+    passages: int
+    index: str
+    rows: int
+    partitions: int | None = None
+    sub_vectors: int | None = None
+
+
+class SearchHit(BaseModel):
+    """One document found, scored by its best passage.
+
+    Attributes:
+        doc_id: The document's id.
+        passage: Index of its best passage within the document.
+        score: Cosine similarity of that passage to the query.
+    """
+
+    doc_id: str
+    passage: int
+    score: float
+
 
 def open_store(config: IndexConfig) -> VectorStore:
+    """The vector store ``config`` names (LanceDB in a folder, or Qdrant)."""
     if config.backend == "qdrant":
         return QdrantStore(config.path, config.url)
     return LanceStore(
@@ -32,41 +115,57 @@ def open_store(config: IndexConfig) -> VectorStore:
     )
 
 
-def load_encoder(registry: Registry, version: str, variant: str) -> tuple[Any, dict[str, Any]]:
+def load_encoder(registry: Registry, version: str, variant: str) -> tuple[Any, IndexIdentity]:
     """The encoder of a registry version (PyTorch, or one of its ONNX exports) and the
-    identity every vector it makes is tagged with."""
+    identity every vector it makes is tagged with.
+
+    Args:
+        registry: The registry holding the version.
+        version: Version id, prefix or tag.
+        variant: ``torch``, or ``fp32``/``int8`` for the version's latest ONNX export.
+
+    Returns:
+        An encoder with sentence-transformers' ``encode`` and the identity of its vectors.
+
+    Raises:
+        ConfigError: No such version, or it has no export of that variant.
+    """
     record = registry.show(version)
-    model_dir = Path(record["path"])
-    identity: dict[str, Any] = {
-        "version": record["id"],
-        "encoder": variant,
-        "export": None,
-        "passages": (passages_of(model_dir) or PassageConfig()).model_dump(),
-    }
+    model_dir = Path(record.path)
+    passages = passages_of(model_dir) or PassageConfig()
     if variant == "torch":
         from embedtune.models import load_model, resolve_model
 
         model = load_model(resolve_model(str(model_dir)))
         modules = [type(m).__name__ for m in model]
         pooling: Any = model[1]
-        identity["pooling"] = pooling.get_config_dict().get("pooling_mode")
-        identity["normalize"] = "Normalize" in modules
-        identity["prompts"] = {k: v for k, v in (model.prompts or {}).items() if v}
-        identity["dimension"] = int(model.get_embedding_dimension() or 0)
+        identity = IndexIdentity(
+            version=record.id,
+            encoder=variant,
+            export=None,
+            passages=passages,
+            pooling=pooling.get_config_dict().get("pooling_mode"),
+            normalize="Normalize" in modules,
+            prompts={k: v for k, v in (model.prompts or {}).items() if v},
+            dimension=int(model.get_embedding_dimension() or 0),
+        )
         return model, identity
     from embedtune.retrieval.onnx import OnnxEncoder
 
-    exports = [e for e in record["exports"] if variant in e["files"]]
+    exports = [e for e in record.exports if variant in e.files]
     if not exports:
         raise ConfigError(
-            f"version {record['id']} has no '{variant}' export: run `embedtune export` on it "
+            f"version {record.id} has no '{variant}' export: run `embedtune export` on it "
             "and `embedtune registry add` the export, or use --encoder torch"
         )
     export = exports[-1]
-    encoder = OnnxEncoder(export["path"], variant)
+    encoder = OnnxEncoder(export.path, variant)
     spec = encoder.meta["encoder"]
-    identity.update(
-        export=export["id"],
+    identity = IndexIdentity(
+        version=record.id,
+        encoder=variant,
+        export=export.id,
+        passages=passages,
         pooling=spec["pooling"],
         normalize=spec["normalize"],
         prompts=spec["prompts"],
@@ -81,74 +180,199 @@ def _tokenizer(registry: Registry, version: str) -> Any:
     return AutoTokenizer.from_pretrained(str(registry.model_path(version)), local_files_only=True)
 
 
+class Index:
+    """A vector index of passages embedded by one registry version: built in a new table,
+    then switched to in one step, so search never sees a half-built index.
+
+    Args:
+        config: Where the vectors live (LanceDB folder or Qdrant), the encoder variant, batch
+            sizes, Ray workers and ANN settings.
+        registry: The registry whose versions embed the passages and the queries.
+
+    Example:
+        >>> from embedtune import Index, IndexConfig, Registry
+        >>> index = Index(IndexConfig(path="runs/index"), Registry("registry"))
+        >>> index.build("data/fin", split="test", version="production").rows
+        5237
+        >>> [(hit.doc_id, round(hit.score, 3)) for hit in index.search("lease terms", k=2)]
+        [('d812', 0.734), ('d77', 0.702)]
+    """
+
+    def __init__(self, config: IndexConfig, registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        self._store: VectorStore | None = None
+
+    @property
+    def store(self) -> VectorStore:
+        """The vector store, opened on first use (and kept: Qdrant's local mode allows one
+        client per folder)."""
+        if self._store is None:
+            self._store = open_store(self.config)
+        return self._store
+
+    def build(
+        self, data: str | os.PathLike[str], split: str | None, version: str
+    ) -> IndexBuildResult:
+        """Embed the passages of ``data``'s corpus with ``version`` into a new table, then point
+        the index's name at it (the previous table stays, unused).
+
+        Args:
+            data: BEIR folder (or a parent holding ``<split>/``) whose corpus to index.
+            split: Split subfolder, when ``data`` holds several (None: ``data`` itself).
+            version: Registry version (id, prefix or tag) whose model embeds the passages.
+
+        Returns:
+            The new table, the one it replaced, the identity of its vectors and its size.
+
+        Raises:
+            ConfigError: No such version or export, or Ray asked for an ONNX encoder.
+            DataError: The data is missing or malformed.
+
+        Example:
+            >>> built = Index(IndexConfig(path="runs/index"), Registry("registry")).build(
+            ...     "data/fin", split="test", version="production")
+            >>> built.table, built.previous, built.index
+            ('passages-3f9c0e1a-torch-5be2d0aa', None, 'IVF-PQ')
+        """
+        from embedtune.corpus.load import load_beir
+        from embedtune.corpus.passages import split_passages
+
+        config = self.config
+        encoder, identity = load_encoder(self.registry, version, config.encoder)
+        dataset = load_beir(os.fspath(data), split)
+        docs = list(dataset.corpus.values())
+        passages = split_passages(
+            docs, _tokenizer(self.registry, identity.version), identity.passages
+        )
+        store = self.store
+        table = f"{config.name}-{identity.version[:8]}-{config.encoder}-{uuid.uuid4().hex[:8]}"
+        store.create(table, identity.dimension, identity.model_dump())
+        prompt = identity.prompts.get("document") or None
+        doc_index = np.repeat(np.arange(len(docs)), np.diff(passages.bounds))
+        on_ray = None
+        if config.ray_workers:
+            if config.encoder != "torch":
+                raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
+            from embedtune.index.ray_embed import embed_with_ray
+
+            on_ray = embed_with_ray(
+                passages.texts,
+                str(self.registry.model_path(identity.version)),
+                batch_size=config.batch_size,
+                prompt=prompt,
+                workers=config.ray_workers,
+                address=config.ray_address,
+            )
+        for start in range(0, len(passages), config.chunk):
+            texts = passages.texts[start : start + config.chunk]
+            vectors = (
+                on_ray[start : start + len(texts)]
+                if on_ray is not None
+                else encoder.encode(
+                    texts, batch_size=config.batch_size, prompt=prompt, show_progress_bar=False
+                )
+            )
+            payloads = [
+                {
+                    "doc_id": docs[int(doc_index[i])].id,
+                    "passage": int(i - passages.bounds[int(doc_index[i])]),
+                    "text_sha256": hashlib.sha256(texts[i - start].encode()).hexdigest(),
+                }
+                for i in range(start, start + len(texts))
+            ]
+            store.add(table, np.asarray(vectors, dtype=np.float32), payloads)
+        built = store.finish(table)
+        previous = store.current(config.name)
+        store.switch(config.name, table)  # only now does search see the new vectors
+        logger.info("index %s → %s (%s rows)", config.name, table, built["rows"])
+        return IndexBuildResult(
+            name=config.name,
+            table=table,
+            previous=previous[0] if previous else None,
+            identity=identity,
+            documents=len(docs),
+            passages=len(passages),
+            **built,
+        )
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        version: str | None = None,
+        encoder: str | None = None,
+    ) -> list[SearchHit]:
+        """The top ``k`` documents for ``query``, each scored by its best passage.
+
+        The query is embedded by the model (and encoder variant) the index was built with.
+
+        Args:
+            query: What to look for.
+            k: Documents to return.
+            version: When given, the version (id, prefix or tag) the index must have been
+                built with: vectors of another model are not comparable, so a mismatch is
+                refused.
+            encoder: When given, the encoder variant the index must have been built with.
+
+        Returns:
+            Up to ``k`` distinct documents, best first (ties by id).
+
+        Raises:
+            ConfigError: No index of that name, or it was built with another version or
+                encoder.
+
+        Example:
+            >>> index = Index(IndexConfig(path="runs/index"), Registry("registry"))
+            >>> index.search("convertible notes", k=1, version="production")
+            [SearchHit(doc_id='d5', passage=0, score=0.8123)]
+        """
+        config = self.config
+        store = self.store
+        current = store.current(config.name)
+        if current is None:
+            raise ConfigError(
+                f"no index '{config.name}' in {config.url or config.path}: build it with "
+                "`embedtune index`"
+            )
+        table, stored = current
+        identity = IndexIdentity.model_validate(stored)
+        wanted = self.registry.resolve(version) if version else identity.version
+        if wanted != identity.version or (encoder or identity.encoder) != identity.encoder:
+            raise ConfigError(
+                f"index '{config.name}' holds vectors of version {identity.version} "
+                f"({identity.encoder} encoder); searching it with version {wanted} "
+                f"({encoder or identity.encoder}) is refused: rebuild with `embedtune index`"
+            )
+        model, _ = load_encoder(self.registry, identity.version, identity.encoder)
+        prompt = identity.prompts.get("query") or None
+        vector = np.asarray(
+            model.encode([query], prompt=prompt, show_progress_bar=False), dtype=np.float32
+        )[0]
+        rows = store.count(table)
+        fetch = min(rows, k * 5)
+        while True:  # over-fetch passages until k distinct documents are found
+            best: dict[str, dict[str, Any]] = {}
+            for hit in store.search(table, vector, fetch):
+                if hit["doc_id"] not in best or hit["score"] > best[hit["doc_id"]]["score"]:
+                    best[hit["doc_id"]] = hit
+            if len(best) >= k or fetch >= rows:
+                break
+            fetch = min(rows, fetch * 4)
+        ranked = sorted(best.values(), key=lambda h: (-h["score"], h["doc_id"]))[:k]
+        return [SearchHit.model_validate(h) for h in ranked]
+
+
 def build_index(
-    data: str | Path,
+    data: str | os.PathLike[str],
     split: str | None,
     version: str,
     registry: Registry,
     config: IndexConfig,
-) -> dict[str, Any]:
-    """Embed ``data``'s passages with ``version`` into a new table, then point the index's
-    alias at it. Returns what was built."""
-    from embedtune.corpus.load import load_beir
-    from embedtune.corpus.passages import split_passages
-
-    encoder, identity = load_encoder(registry, version, config.encoder)
-    dataset = load_beir(data, split)
-    docs = list(dataset.corpus.values())
-    passages = split_passages(
-        docs, _tokenizer(registry, identity["version"]), PassageConfig(**identity["passages"])
-    )
-    store = open_store(config)
-    table = f"{config.name}-{identity['version'][:8]}-{config.encoder}-{uuid.uuid4().hex[:8]}"
-    store.create(table, int(identity["dimension"]), identity)
-    prompt = identity["prompts"].get("document") or None
-    doc_index = np.repeat(np.arange(len(docs)), np.diff(passages.bounds))
-    on_ray = None
-    if config.ray_workers:
-        if config.encoder != "torch":
-            raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
-        from embedtune.index.ray_embed import embed_with_ray
-
-        on_ray = embed_with_ray(
-            passages.texts,
-            str(registry.model_path(identity["version"])),
-            batch_size=config.batch_size,
-            prompt=prompt,
-            workers=config.ray_workers,
-            address=config.ray_address,
-        )
-    for start in range(0, len(passages), config.chunk):
-        texts = passages.texts[start : start + config.chunk]
-        vectors = (
-            on_ray[start : start + len(texts)]
-            if on_ray is not None
-            else encoder.encode(
-                texts, batch_size=config.batch_size, prompt=prompt, show_progress_bar=False
-            )
-        )
-        payloads = [
-            {
-                "doc_id": docs[int(doc_index[i])].id,
-                "passage": int(i - passages.bounds[int(doc_index[i])]),
-                "text_sha256": hashlib.sha256(texts[i - start].encode()).hexdigest(),
-            }
-            for i in range(start, start + len(texts))
-        ]
-        store.add(table, np.asarray(vectors, dtype=np.float32), payloads)
-    built = store.finish(table)
-    previous = store.current(config.name)
-    store.switch(config.name, table)  # only now does search see the new vectors
-    logger.info("index %s → %s (%s rows)", config.name, table, built["rows"])
-    return {
-        "name": config.name,
-        "table": table,
-        "previous": previous[0] if previous else None,
-        "identity": identity,
-        "documents": len(docs),
-        "passages": len(passages),
-        **built,
-    }
+) -> IndexBuildResult:
+    """``Index(config, registry).build(data, split, version)``: see :meth:`Index.build`."""
+    return Index(config, registry).build(data, split, version)
 
 
 def search_index(
@@ -159,40 +383,6 @@ def search_index(
     k: int = 10,
     version: str | None = None,
     encoder: str | None = None,
-) -> list[dict[str, Any]]:
-    """The top ``k`` documents for ``query``, each scored by its best passage.
-
-    ``version``/``encoder``, when given, must be what the index was built with: vectors of
-    another model or encoder variant are not comparable, so a mismatch is refused.
-    """
-    store = open_store(config)
-    current = store.current(config.name)
-    if current is None:
-        raise ConfigError(
-            f"no index '{config.name}' in {config.url or config.path}: build it with "
-            "`embedtune index`"
-        )
-    table, identity = current
-    wanted = registry.resolve(version) if version else identity["version"]
-    if wanted != identity["version"] or (encoder or identity["encoder"]) != identity["encoder"]:
-        raise ConfigError(
-            f"index '{config.name}' holds vectors of version {identity['version']} "
-            f"({identity['encoder']} encoder); searching it with version {wanted} "
-            f"({encoder or identity['encoder']}) is refused: rebuild with `embedtune index`"
-        )
-    model, _ = load_encoder(registry, identity["version"], identity["encoder"])
-    prompt = identity["prompts"].get("query") or None
-    vector = np.asarray(
-        model.encode([query], prompt=prompt, show_progress_bar=False), dtype=np.float32
-    )[0]
-    rows = store.count(table)
-    fetch = min(rows, k * 5)
-    while True:  # over-fetch passages until k distinct documents are found
-        best: dict[str, dict[str, Any]] = {}
-        for hit in store.search(table, vector, fetch):
-            if hit["doc_id"] not in best or hit["score"] > best[hit["doc_id"]]["score"]:
-                best[hit["doc_id"]] = hit
-        if len(best) >= k or fetch >= rows:
-            break
-        fetch = min(rows, fetch * 4)
-    return sorted(best.values(), key=lambda h: (-h["score"], h["doc_id"]))[:k]
+) -> list[SearchHit]:
+    """``Index(config, registry).search(query, k, ...)``: see :meth:`Index.search`."""
+    return Index(config, registry).search(query, k, version=version, encoder=encoder)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from embedtune.corpus.config import PassageConfig
+
 
 class NegativesConfig(BaseModel):
     """Hard negatives: which retrievers, which ranks, and the false-negative filter."""
@@ -149,3 +151,43 @@ class WeakConfig(BaseModel):
         if "llm" in self.sources and self.llm is None:
             raise ValueError("weak.sources has 'llm' but weak.llm (url, model) is not set")
         return self
+
+
+# The keys of a training recipe (a preset, a --config YAML, the run's `train:` block) that
+# the pairs stage reads; base model, passages, prompts and device are shared with training.
+RECIPE_KEYS = ("supervision", "pairs", "weak", "dev_fraction", "dev_seed")
+SHARED_KEYS = ("base_model", "passages", "query_prompt", "doc_prompt", "max_seq_length", "device")
+
+
+class BuildPairsConfig(BaseModel):
+    """One run of the pairs stage: where the data is, where the pairs go, how to make them.
+
+    Exactly one source: ``data`` (a BEIR folder: labeled pairs from ``split``'s judgments, or
+    with ``supervision: weak`` label-free pairs from its corpus) or ``pairs_file`` (your own
+    JSONL/CSV pairs, checked and converted). The dev split follows the one dev rule
+    (:mod:`embedtune.corpus.splits`): ``dev_split``, else a split named ``dev``, else
+    ``dev_fraction`` of the queries (or pairs) held out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = Field(description="folder for pairs.jsonl, pairs.summary.json, pairset.json")
+    data: str | None = Field(default=None, description="BEIR folder (or a parent of splits)")
+    pairs_file: str | None = Field(default=None, description="your own pairs (JSONL/CSV)")
+    split: str = "train"
+    dev_split: str | None = None
+    skip_bad: bool = False
+    supervision: Literal["labels", "weak"] = "labels"
+    base_model: str = "base"
+    passages: PassageConfig = Field(default_factory=PassageConfig)
+    query_prompt: str = ""
+    doc_prompt: str = ""
+    max_seq_length: int | None = None
+    device: str | None = None
+    pairs: PairsConfig = Field(default_factory=PairsConfig)
+    weak: WeakConfig = Field(default_factory=WeakConfig)
+    dev_fraction: float = Field(default=0.15, ge=0.05, le=0.5)
+    # The held-out dev queries do not move with the training seed: runs over several seeds
+    # are then compared on the same dev set, and the pairs mined for training stay the same.
+    dev_seed: int = 0
+    progress: bool = True

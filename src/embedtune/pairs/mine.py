@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.pairs import Pair
 from embedtune.corpus.passages import Passages, split_passages
 from embedtune.corpus.types import Dataset
 from embedtune.errors import DataError
 from embedtune.pairs.config import PairsConfig
-from embedtune.pairs.io import Pair
 from embedtune.retrieval.bm25 import BM25Index
 from embedtune.retrieval.ranking import RunningTopK
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embedtune.corpus.config import PassageConfig
+from embedtune.corpus.pairs import Pair
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Document
 from embedtune.errors import DataError
@@ -50,7 +51,6 @@ from embedtune.pairs._text import (
     word_count,
 )
 from embedtune.pairs.config import PairsConfig, WeakConfig
-from embedtune.pairs.io import Pair
 
 if TYPE_CHECKING:
     from embedtune.retrieval.dense import DenseEncoder

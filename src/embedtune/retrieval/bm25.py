@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from embedtune.console import progress, progress_enabled
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.ranking import tie_keys, top_k
 
@@ -48,7 +48,7 @@ class BM25Index:
         # Streaming tokenisation keeps one document's tokens at a time, not a copy of the text.
         corpus_ids = list(self._tokenizer.streaming_tokenize(texts))
         self._retriever = bm25s.BM25(method="lucene", k1=self.params.k1, b=self.params.b)
-        self._retriever.index(corpus_ids, show_progress=show_progress)
+        self._retriever.index(corpus_ids, show_progress=show_progress and progress_enabled())
         self._vocab = self._tokenizer.get_vocab_dict()
 
     def _query_ids(self, text: str) -> list[int]:
@@ -70,7 +70,9 @@ class BM25Index:
     def search(self, queries: dict[str, str], k: int = 100, show_progress: bool = False) -> Run:
         """Top ``k`` documents per query; a query with no known term retrieves nothing."""
         run: Run = {}
-        for qid, text in tqdm(queries.items(), desc="bm25", disable=not show_progress):
+        for qid, text in progress(
+            queries.items(), desc="bm25", unit="query", enabled=show_progress
+        ):
             ids = self._query_ids(text)
             if not ids:
                 run[qid] = {}

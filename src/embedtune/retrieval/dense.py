@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from embedtune.console import progress
 from embedtune.io import atomic_open
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.ranking import RunningTopK, tie_keys
@@ -132,7 +132,7 @@ def dense_search(
     query_vectors = encoder.encode_queries([queries[q] for q in qids])
     best = RunningTopK(len(qids), tie_keys(doc_ids), k)
     chunks = doc_chunks(bounds, chunk_passages)
-    bar = tqdm(total=int(bounds[-1]), desc="encode", unit="psg", disable=not encoder.show_progress)
+    bar = progress(total=int(bounds[-1]), desc="encode", unit="psg", enabled=encoder.show_progress)
     for d0, d1 in chunks:
         p0, p1 = int(bounds[d0]), int(bounds[d1])
         vectors = encoder.encode_documents(passages[p0:p1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from embedtune.model_folder import SETTINGS_FILE
+
 
 def _row(name: str, metrics: dict[str, float]) -> str:
     return (
@@ -98,7 +100,7 @@ Made by embedtune with the `{settings["strategy"]}` strategy. {_loading(settings
 
 {_fusion_line(settings)}
 Documents are scored by their best passage: windows of {settings["passages"]["window"]} tokens,
-stride {settings["passages"]["stride"]} (stored in `embedtune.json`). Held-out test numbers come
+stride {settings["passages"]["stride"]} (stored in `{SETTINGS_FILE}`). Held-out test numbers come
 from `embedtune eval DATA --split test --model <this folder>`.
 
 {_adaptation(settings)}

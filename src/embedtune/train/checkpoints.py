@@ -9,16 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from embedtune.io import write_text
+from embedtune.io import is_main_process, write_text
 
 logger = logging.getLogger(__name__)
 
 COMPLETE = "embedtune-complete"  # written into a checkpoint after every file of it is saved
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or a single process): the only one that writes outputs."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:

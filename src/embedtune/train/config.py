@@ -1,16 +1,23 @@
-"""Settings of the training stage; the shipped defaults live in ``defaults.yaml``."""
+"""Settings of the training stage (the shipped recipes are ``embedtune/presets.yaml``)."""
 
 from __future__ import annotations
 
-from importlib import resources
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embedtune.corpus.config import PassageConfig
-from embedtune.errors import ConfigError
-from embedtune.pairs.config import PairsConfig, WeakConfig
+
+
+def work_dir(output: str | Path) -> Path:
+    """``DIR.work/`` beside a model folder: its pairs, checkpoints and logs (for resume)."""
+    out = Path(output)
+    return out.parent / f"{out.name}.work"
+
+
+# Fields of a TrainConfig that say where, not how: not part of the recipe stored with a model.
+JOB_FIELDS = ("output", "pairs_dir", "resume")
 
 
 class ProbeSet(BaseModel):
@@ -84,14 +91,9 @@ class TrainConfig(BaseModel):
     query_prompt: str = ""
     doc_prompt: str = ""
     passages: PassageConfig = Field(default_factory=PassageConfig)
-    pairs: PairsConfig = Field(default_factory=PairsConfig)
-    # 'weak': no labels; pairs and a pseudo-dev split are made from the corpus alone
+    # 'weak': the pairs and a pseudo-dev split were made from the corpus alone (no labels);
+    # must match how the pairs were built (their record says)
     supervision: Literal["labels", "weak"] = "labels"
-    weak: WeakConfig = Field(default_factory=WeakConfig)
-    dev_fraction: float = Field(default=0.15, ge=0.05, le=0.5)
-    # The held-out dev queries do not move with the training seed: runs over several seeds
-    # are then compared on the same dev set, and the pairs mined for training stay the same.
-    dev_seed: int = 0
     # Dev evaluation runs at every checkpoint; over a large corpus it can cost more than the
     # training. The dev corpus is then the judged documents plus the top `dev_pool` of BM25
     # and of the base model per dev query (null: the whole corpus).
@@ -100,6 +102,12 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42
     device: str | None = None
+    # the job: where the model goes and which pairs folder it learns from
+    output: str | None = Field(default=None, description="model folder to create")
+    pairs_dir: str | None = Field(
+        default=None, description="pairs folder (pairs stage output); default OUTPUT.work/"
+    )
+    resume: bool = Field(default=False, description="continue from the last checkpoint")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -112,12 +120,3 @@ class TrainConfig(BaseModel):
         if any(not 0 < a <= 1 for a in self.interpolate_grid):
             raise ValueError(f"interpolate_grid values must be in (0, 1]: {self.interpolate_grid}")
         return self
-
-
-def preset(name: str) -> dict[str, Any]:
-    """A named preset from the shipped ``defaults.yaml`` (``default`` or ``fast``)."""
-    text = resources.files("embedtune.train").joinpath("defaults.yaml").read_text("utf-8")
-    presets = yaml.safe_load(text)
-    if name not in presets:
-        raise ConfigError(f"unknown preset '{name}': choose from {', '.join(presets)}")
-    return dict(presets[name] or {})

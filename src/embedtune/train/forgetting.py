@@ -14,8 +14,8 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from embedtune.corpus.pairs import Pair, read_pairs_file
 from embedtune.errors import ConfigError
-from embedtune.pairs.io import Pair, read_pairs_file
 from embedtune.train.strategies import transformer
 
 if TYPE_CHECKING:

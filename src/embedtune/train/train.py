@@ -6,6 +6,7 @@ checkpoints and logs live beside it in ``DIR.work/`` so a killed run can resume.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -17,24 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embedtune.corpus.load import beir_splits, load_beir
-from embedtune.corpus.types import Dataset, Document
+from embedtune.corpus.pairs import PAIRS_FILE, Pair, PairSet, load_pairs, read_pair_set
 from embedtune.errors import ConfigError, DataError
-from embedtune.io import sha256_text, write_json, write_text
+from embedtune.io import is_main_process, write_json, write_text
+from embedtune.model_folder import ModelSettings, write_settings
 from embedtune.models import ModelRef, load_model, resolve_model
-from embedtune.pairs.io import Pair, load_pairs, read_pairs_file, write_pairs
 from embedtune.provenance import library_versions
 from embedtune.retrieval.fusion import dev_fusion
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL
 from embedtune.train.card import render_card
-from embedtune.train.checkpoints import (
-    checkpoint_callbacks,
-    is_main_process,
-    last_complete_checkpoint,
-)
-from embedtune.train.config import TrainConfig
-from embedtune.train.data import DevSet, hold_out_dev
+from embedtune.train.checkpoints import checkpoint_callbacks, last_complete_checkpoint
+from embedtune.train.config import JOB_FIELDS, TrainConfig, work_dir
+from embedtune.train.data import DevSet
 from embedtune.train.forgetting import (
     choose_interpolation,
     load_probes,
@@ -48,11 +44,7 @@ from embedtune.train.vocab import extend_vocabulary
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from embedtune.retrieval.dense import DenseEncoder
-
 logger = logging.getLogger(__name__)
-
-SETTINGS = "embedtune.json"
 
 
 @dataclass
@@ -60,32 +52,7 @@ class TrainResult:
     """Where the model went and how it did on dev against the base model and BM25."""
 
     output: Path
-    settings: dict[str, Any]
-
-
-def work_dir(output: Path) -> Path:
-    return output.parent / f"{output.name}.work"
-
-
-def _dev_from_pairs(
-    pairs: list[Pair], fraction: float, seed: int
-) -> tuple[list[Pair], Dataset, list[str]]:
-    """Dev for a pairs file: hold out pairs grouped by positive text; corpus = all texts."""
-    positives = sorted({p.positive for p in pairs})
-    rng = random.Random(seed)
-    rng.shuffle(positives)
-    dev_pos = set(positives[: max(1, round(fraction * len(positives)))])
-    texts = list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
-    ids = {t: f"p{i}" for i, t in enumerate(texts)}
-    dev = [p for p in pairs if p.positive in dev_pos]
-    corpus = {ids[t]: Document(ids[t], "", t) for t in texts}
-    queries = {f"q{i}": p.query for i, p in enumerate(dev)}
-    qrels = {f"q{i}": {ids[p.positive]: 1} for i, p in enumerate(dev)}
-    return (
-        [p for p in pairs if p.positive not in dev_pos],
-        Dataset(corpus, queries, qrels, "dev"),
-        list(queries),
-    )
+    settings: ModelSettings
 
 
 def _training_dataset(pairs: list[Pair], negatives: int, seed: int) -> Any:
@@ -160,252 +127,72 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
     return MaxPassageDevEvaluator()
 
 
-def _base_encoder(base: SentenceTransformer, ref: ModelRef, config: TrainConfig) -> DenseEncoder:
-    """The base model as the pairs stage encodes with it (embeddings cached on disk)."""
-    from embedtune.retrieval.cache import default_cache_dir
-    from embedtune.retrieval.dense import DenseEncoder
-
-    return DenseEncoder(
-        base,
-        ref,
-        query_prompt=config.query_prompt,
-        doc_prompt=config.doc_prompt,
-        batch_size=config.pairs.batch_size,
-        cache_dir=Path(default_cache_dir()) / "embeddings",
-    )
-
-
-def _pairs_fingerprint(dataset: Dataset, config: TrainConfig, ref: ModelRef, **extra: Any) -> str:
-    """What the pairs were made from: they are reused on resume only when all of it matches."""
-    return sha256_text(
-        json.dumps(
-            {
-                "data": sorted(dataset.manifest.files.values()),
-                "pairs": config.pairs.model_dump(mode="json"),
-                "passages": config.passages.model_dump(),
-                "model": ref.sha256,
-                "prompts": [config.query_prompt, config.doc_prompt],
-                **extra,
-            },
-            sort_keys=True,
-        )
-    )
-
-
-def _prepare_data(
-    data: str | None,
-    pairs_file: str | None,
-    split: str,
-    dev_split: str | None,
-    config: TrainConfig,
-    base: SentenceTransformer,
-    ref: ModelRef,
-    work: Path,
-    skip_bad: bool,
-) -> tuple[list[Pair], DevSet, dict[str, Any], list[str]]:
-    """Pairs, the dev set and the domain's texts (the training corpus, or the pairs' texts),
-    following the dev split rule; pairs are reused on resume."""
-    from embedtune.pairs.mine import mine_labeled_pairs
-
-    info: dict[str, Any] = {}
-    dataset = None
-    if config.supervision == "weak":
-        if data is None or pairs_file is not None or dev_split is not None:
-            raise ConfigError(
-                "supervision 'weak' learns from DATA's corpus alone: give DATA, without "
-                "--pairs or --dev-split (its dev split is drawn from the weak labels)"
-            )
-        return _prepare_weak(data, split, config, base, ref, work, skip_bad)
-    if data is not None:
-        dataset = load_beir(data, split, skip_bad=skip_bad)
-        info["data"] = dataset.manifest.to_dict()
-    saved = work / "pairs.jsonl"
-    if pairs_file is not None:
-        pairs = read_pairs_file(pairs_file, skip_bad=skip_bad)
-        info["pairs_file"] = str(pairs_file)
-    if (
-        dev_split is None
-        and data is not None
-        and "dev" in beir_splits(Path(data))
-        and split != "dev"
-    ):
-        dev_split = "dev"
-    if dev_split is not None:
-        if data is None:
-            raise ConfigError("--dev-split needs DATA")
-        dev_data = load_beir(data, dev_split, skip_bad=skip_bad)
-        dev_ids = list(dev_data.judged_queries())
-        if not dev_ids:
-            raise DataError(f"dev split '{dev_split}' has no relevant judgments", path=data)
-        train_ids = None
-        dev_dataset = dev_data
-        info["dev"] = {"rule": f"split '{dev_split}'", "queries": len(dev_ids)}
-    elif dataset is not None and pairs_file is None:
-        train_list, dev_ids = hold_out_dev(dataset.qrels, config.dev_fraction, config.dev_seed)
-        train_ids = train_list
-        dev_dataset = dataset
-        info["dev"] = {
-            "rule": f"held out {config.dev_fraction:.0%} of '{split}' queries, "
-            f"grouped by relevant document (dev seed {config.dev_seed})",
-            "queries": len(dev_ids),
-            "train_queries": len(train_ids),
-        }
-    else:
-        pairs, dev_dataset, dev_ids = _dev_from_pairs(pairs, config.dev_fraction, config.dev_seed)
-        train_ids = None
-        info["dev"] = {
-            "rule": f"held out {config.dev_fraction:.0%} of the pairs, grouped by positive",
-            "queries": len(dev_ids),
-        }
-    if pairs_file is None:
-        assert dataset is not None
-        fingerprint = _pairs_fingerprint(dataset, config, ref, split=split, train_queries=train_ids)
-        summary_file = saved.with_suffix(".summary.json")
-        if saved.is_file():
-            previous = (
-                json.loads(summary_file.read_text(encoding="utf-8")).get("fingerprint")
-                if summary_file.is_file()
-                else None
-            )
-            if previous != fingerprint:
-                raise ConfigError(
-                    f"{saved} was mined from other data or settings; delete {work} to start "
-                    "over, or choose a new --output"
-                )
-            pairs = load_pairs(saved)  # a finished pairs stage is not redone on resume
-        else:
-            encoder = _base_encoder(base, ref, config)
-            pairs, summary = mine_labeled_pairs(
-                dataset, encoder, config.passages, config.pairs, query_ids=train_ids
-            )
-            summary["fingerprint"] = fingerprint
-            if is_main_process():
-                write_pairs(saved, pairs, summary)
-            info["pairs_summary"] = summary
-    if not pairs:
-        raise DataError(
-            "no training pairs left after filtering; loosen pairs.negatives or check the qrels"
-        )
-    wanted = config.pairs.negatives.per_query
-    if pairs_file is None and wanted > 0 and not any(p.negatives for p in pairs):
-        raise DataError(
-            f"the false-negative filter removed every hard negative (margin "
-            f"{config.pairs.negatives.margin}, ranks {list(config.pairs.negatives.ranks)}): "
-            "lower pairs.negatives.margin or widen pairs.negatives.ranks"
-        )
-    dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
-    texts = (
-        [d.full_text for d in dataset.corpus.values()]
-        if dataset is not None
-        else list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
-    )
-    return pairs, dev, info, texts
-
-
-def _prepare_weak(
-    data: str,
-    split: str,
-    config: TrainConfig,
-    base: SentenceTransformer,
-    ref: ModelRef,
-    work: Path,
-    skip_bad: bool,
-) -> tuple[list[Pair], DevSet, dict[str, Any], list[str]]:
-    """Label-free: pairs and a pseudo-dev split made from the corpus (its own queries and
-    judgments, if any, are not read). Reused on resume while corpus and settings match."""
-    from embedtune.corpus.load import resolve_beir
-    from embedtune.pairs.weak import build_weak_supervision
-
-    dataset = load_beir(resolve_beir(Path(data), split), None, skip_bad=skip_bad)
-    fingerprint = _pairs_fingerprint(dataset, config, ref, weak=config.weak.model_dump(mode="json"))
-    saved, dev_file = work / "pairs.jsonl", work / "weak-dev.json"
-    summary_file = saved.with_suffix(".summary.json")
-    if saved.is_file() and dev_file.is_file() and summary_file.is_file():
-        summary = json.loads(summary_file.read_text(encoding="utf-8"))
-        if summary.get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"{saved} was made from other data or settings; delete {work} to start over, "
-                "or choose a new --output"
-            )
-        pairs = load_pairs(saved)
-        held = json.loads(dev_file.read_text(encoding="utf-8"))
-        dev_ids = list(held["queries"])
-        dev_dataset = Dataset(dataset.corpus, held["queries"], held["qrels"], "pseudo-dev")
-    else:
-        encoder = _base_encoder(base, ref, config)
-        weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
-        pairs, dev_dataset, dev_ids = weak.pairs, weak.dev, weak.dev_ids
-        summary = {**weak.summary, "fingerprint": fingerprint}
-        if is_main_process():
-            write_json(
-                dev_file,
-                {
-                    "queries": {q: dev_dataset.queries[q] for q in dev_ids},
-                    "qrels": {q: dev_dataset.qrels[q] for q in dev_ids},
-                },
-            )
-            write_pairs(saved, pairs, summary)
-    if not dev_ids:
+def _pair_set(pairs_dir: Path, config: TrainConfig) -> PairSet:
+    """The pairs folder's record; training reads nothing else of the pairs stage."""
+    record = read_pair_set(pairs_dir)
+    if record is None:
         raise ConfigError(
-            "training with supervision 'weak' needs its pseudo-dev split: set "
-            "weak.dev_fraction above 0"
+            f"{pairs_dir} holds no pairs (no pair set record): build them first with "
+            "`embedtune pairs DATA --output DIR` (or `embedtune train DATA`, which does both)"
         )
-    info: dict[str, Any] = {
-        "data": dataset.manifest.to_dict(),
-        "supervision": "weak",
-        "pairs_summary": {k: v for k, v in summary.items() if k not in {"data", "versions"}},
-        "dev": {
-            "rule": f"pseudo-dev: weak labels of {config.weak.dev_fraction:.0%} of the documents "
-            f"held out (seed {config.weak.dev_seed}); no real judgments",
-            "queries": len(dev_ids),
-        },
-    }
-    dev = DevSet.from_dataset(dev_dataset, dev_ids, base.tokenizer, config.passages)
-    return pairs, dev, info, [d.full_text for d in dataset.corpus.values()]
+    if record.supervision != config.supervision:
+        raise ConfigError(
+            f"the pairs in {pairs_dir} were made with supervision '{record.supervision}', "
+            f"but training is set to '{config.supervision}': set the same in both"
+        )
+    return record
 
 
-def prepare_training_data(
-    output: str | Path,
-    config: TrainConfig,
-    *,
-    data: str,
-    split: str = "train",
-    dev_split: str | None = None,
-    skip_bad: bool = False,
-) -> dict[str, Any]:
-    """Run only the pairs stage of :func:`train_model` (same dev rule), leaving pairs.jsonl in
-    ``DIR.work/`` where training picks it up; returns the pairs summary."""
-    work = work_dir(Path(output))
-    ref = resolve_model(config.base_model)
-    model = load_model(ref, device=config.device)
-    pairs, dev, info, _ = _prepare_data(
-        data, None, split, dev_split, config, model, ref, work, skip_bad
-    )
-    return {"pairs": len(pairs), "dev_queries": len(dev.queries), **info}
+def _domain_texts(record: PairSet, pairs: list[Pair]) -> list[str]:
+    """The domain's text for new tokens and MLM: the training corpus, or the pairs' texts."""
+    if record.corpus is not None:
+        return [d.full_text for d in record.corpus.load().corpus.values()]
+    return list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
 
 
-def train_model(
-    output: str | Path,
-    config: TrainConfig,
-    *,
-    data: str | None = None,
-    pairs_file: str | None = None,
-    split: str = "train",
-    dev_split: str | None = None,
-    resume: bool = False,
-    skip_bad: bool = False,
-) -> TrainResult:
-    """Train, select the best checkpoint on dev, and save a portable model folder to ``output``."""
+def preflight(config: TrainConfig) -> None:
+    """What can be checked before the pairs are built: the strategy's name and the probe
+    sets (a bad setting must fail at once, not after minutes of mining)."""
+    get_strategy(config.strategy)
+    load_probes(config.probes)
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune the base model on a pairs folder; the best dev checkpoint becomes the model.
+
+    The pairs folder (``config.pairs_dir``, by default ``OUTPUT.work/``) is what the pairs
+    stage (:func:`embedtune.build_pairs`) wrote: the pairs, and the dev split that selects
+    the checkpoint. The model is written to ``config.output`` only when complete (renamed into
+    place), with its settings record (dev outcome against the base model and BM25, the fusion
+    weights chosen on dev, lineage) and a model card.
+
+    Args:
+        config: The training recipe, ``output`` and (optionally) ``pairs_dir`` and ``resume``.
+
+    Returns:
+        TrainResult: the model folder and its settings record.
+
+    Raises:
+        ConfigError: The output exists, an unfinished run without ``resume``, no pairs.
+        DataError: Unreadable pairs, probes or dev data.
+
+    Example:
+        >>> result = train(TrainConfig(output="runs/model", pairs_dir="runs/pairs"))
+        >>> result.settings.outcome.better
+        True
+    """
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
     )
 
-    out = Path(output)
+    if config.output is None:
+        raise ConfigError("give the model folder to create (output)")
+    out = Path(config.output)
     work = work_dir(out)
-    if data is None and pairs_file is None:
-        raise ConfigError("give DATA (a BEIR folder with a train split) or --pairs FILE")
+    pairs_dir = Path(config.pairs_dir) if config.pairs_dir else work
+    resume = config.resume
     if out.exists():
         raise ConfigError(
             f"{out} already exists; models are never overwritten: choose a new --output"
@@ -415,6 +202,7 @@ def train_model(
             f"{work} holds an unfinished run: pass --resume to continue it, or "
             "delete it to start over"
         )
+    record = _pair_set(pairs_dir, config)
     strategy = get_strategy(config.strategy)
     started = time.perf_counter()
     ref = resolve_model(config.base_model)
@@ -423,9 +211,12 @@ def train_model(
         model.max_seq_length = config.max_seq_length
     strategy.check(model, config)  # before any work: a bad setting fails at once
     probes = load_probes(config.probes)
-    pairs, dev, info, texts = _prepare_data(
-        data, pairs_file, split, dev_split, config, model, ref, work, skip_bad
+    pairs = load_pairs(pairs_dir / PAIRS_FILE)
+    dev = DevSet.from_dataset(
+        record.dev.dataset(), list(record.dev.queries), model.tokenizer, config.passages
     )
+    info = copy.deepcopy(record.info)
+    texts = _domain_texts(record, pairs)
 
     base_run = dev.search(
         model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
@@ -454,7 +245,7 @@ def train_model(
             pairs, config.general_pairs, config.general_fraction, config.seed
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    negatives = config.pairs.negatives.per_query
+    negatives = record.negatives_per_pair
     train_set = _training_dataset(pairs, negatives, config.seed)
     steps_per_epoch = max(1, math.ceil(len(train_set) / (config.batch_size * world)))
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
@@ -544,6 +335,7 @@ def train_model(
     )
     settings = _settings(
         config,
+        record,
         ref,
         info,
         baseline,
@@ -556,8 +348,8 @@ def train_model(
     )
     if is_main_process():
         _save(model, out, settings)
-        for line in settings["outcome"]["notes"]:
-            logger.warning(line) if not settings["outcome"]["better"] else logger.info(line)
+        for line in settings.outcome.notes:
+            logger.warning(line) if not settings.outcome.better else logger.info(line)
     return TrainResult(out, settings)
 
 
@@ -591,6 +383,7 @@ def _adapt(
 
 def _settings(
     config: TrainConfig,
+    record: PairSet,
     ref: ModelRef,
     info: dict[str, Any],
     baseline: dict[str, dict[str, float]],
@@ -600,7 +393,7 @@ def _settings(
     n_pairs: int,
     seconds: float,
     p_vs_base: float,
-) -> dict[str, Any]:
+) -> ModelSettings:
     """Everything stored with the model: how to split passages, lineage, dev outcome."""
     base_score, bm25_score = baseline["base"]["ndcg@10"], baseline["bm25"]["ndcg@10"]
     score = tuned["ndcg@10"]
@@ -631,43 +424,46 @@ def _settings(
         )
         notes.append(f"better than {against} on dev: nDCG@10 {score:.4f} ({versus_base})")
     trainable, total = parameters
-    return {
-        "format": 1,
-        "passages": config.passages.model_dump(),
-        "prompts": {"query": config.query_prompt, "document": config.doc_prompt},
-        "base_model": {"name": ref.name, "sha256": ref.sha256},
-        "strategy": config.strategy,
-        "config": config.model_dump(mode="json"),
-        "seed": config.seed,
-        "data": {k: v for k, v in info.items() if k not in _NOT_DATA},
-        "fusion": info.get("fusion"),
-        "adaptation": {k: info[k] for k in ("strategy", "vocabulary") if k in info},
-        "forgetting": {
-            k: info[k] for k in ("general_pairs", "interpolation", "probes") if k in info
-        },
-        "pairs": n_pairs,
-        "dev": {
-            "base": baseline["base"],
-            "bm25": baseline["bm25"],
-            "tuned": tuned,
-            "best_checkpoint_step": _best_step(trainer),
-        },
-        "outcome": {
-            "better": beats_base and beats_bm25 is not False,
-            "better_than_base": beats_base,
-            "better_than_bm25": beats_bm25,
-            "p_vs_base": p_vs_base,
-            "notes": notes,
-        },
-        "training": {
-            "steps": trainer.state.global_step,
-            "seconds": round(seconds, 1),
-            "processes": int(os.environ.get("WORLD_SIZE", "1")),
-            "trainable_parameters": trainable,
-            "parameters": total,
-        },
-        "versions": library_versions(),
-    }
+    # the recipe as one: the pairs stage's settings (from its record) and training's
+    recipe = {**record.recipe, **config.model_dump(mode="json", exclude=set(JOB_FIELDS))}
+    return ModelSettings.model_validate(
+        {
+            "passages": config.passages.model_dump(),
+            "prompts": {"query": config.query_prompt, "document": config.doc_prompt},
+            "base_model": {"name": ref.name, "sha256": ref.sha256},
+            "strategy": config.strategy,
+            "config": recipe,
+            "seed": config.seed,
+            "data": {k: v for k, v in info.items() if k not in _NOT_DATA},
+            "fusion": info.get("fusion"),
+            "adaptation": {k: info[k] for k in ("strategy", "vocabulary") if k in info},
+            "forgetting": {
+                k: info[k] for k in ("general_pairs", "interpolation", "probes") if k in info
+            },
+            "pairs": n_pairs,
+            "dev": {
+                "base": baseline["base"],
+                "bm25": baseline["bm25"],
+                "tuned": tuned,
+                "best_checkpoint_step": _best_step(trainer),
+            },
+            "outcome": {
+                "better": beats_base and beats_bm25 is not False,
+                "better_than_base": beats_base,
+                "better_than_bm25": beats_bm25,
+                "p_vs_base": p_vs_base,
+                "notes": notes,
+            },
+            "training": {
+                "steps": trainer.state.global_step,
+                "seconds": round(seconds, 1),
+                "processes": int(os.environ.get("WORLD_SIZE", "1")),
+                "trainable_parameters": trainable,
+                "parameters": total,
+            },
+            "versions": library_versions(),
+        }
+    )
 
 
 _NOT_DATA = {"fusion", "strategy", "vocabulary", "general_pairs", "interpolation", "probes"}
@@ -678,21 +474,21 @@ def _best_step(trainer: Any) -> int | None:
     return int(Path(best).name.split("-")[1]) if best else None
 
 
-def _save(model: SentenceTransformer, out: Path, settings: dict[str, Any]) -> None:
+def _save(model: SentenceTransformer, out: Path, settings: ModelSettings) -> None:
     """Write the model folder beside its final name, then rename it into place."""
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.prompts = {k: v for k, v in settings["prompts"].items() if v}
-    model.model_card_data.base_model = settings["base_model"]["name"]
+    model.prompts = {k: v for k, v in settings.prompts.model_dump().items() if v}
+    model.model_card_data.base_model = settings.base_model.name
     model.save(str(tmp))
     _scrub_local_paths(tmp)
     adapter = tmp / "adapter_config.json"
     if adapter.is_file():  # the base by the name it goes by elsewhere (a Hub id by default)
         content = json.loads(adapter.read_text(encoding="utf-8"))
-        content["base_model_name_or_path"] = settings["base_model"]["name"]
+        content["base_model_name_or_path"] = settings.base_model.name
         write_json(adapter, content)
-    write_json(tmp / SETTINGS, settings)
-    write_text(tmp / "README.md", render_card(settings))
+    write_settings(tmp, settings)
+    write_text(tmp / "README.md", render_card(settings.model_dump(mode="json")))
     os.replace(tmp, out)
 
 

@@ -13,11 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError, DataError
-from embedtune.train.checkpoints import (
-    checkpoint_callbacks,
-    is_main_process,
-    last_complete_checkpoint,
-)
+from embedtune.io import is_main_process
+from embedtune.train.checkpoints import checkpoint_callbacks, last_complete_checkpoint
 from embedtune.train.strategies import Domain, Strategy, register, transformer
 
 if TYPE_CHECKING:

@@ -1,0 +1,380 @@
+"""The pairs stage's one entry point: labeled or label-free pairs, with the dev split, written
+as a pairs folder that training reads.
+
+    from embedtune.pairs import BuildPairsConfig, build_pairs
+    result = build_pairs(BuildPairsConfig(data="data/finance10k", output="runs/pairs"))
+    result.pairs, result.dev_queries   # 1,234 pairs; 205 dev queries held out
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from embedtune.corpus.load import load_beir, resolve_beir
+from embedtune.corpus.pairs import (
+    PAIRS_FILE,
+    CorpusSource,
+    DevSplit,
+    Pair,
+    PairSet,
+    load_pairs,
+    read_pair_set,
+    read_pairs_file,
+    write_pair_set,
+)
+from embedtune.corpus.splits import dev_split_for, hold_out_dev
+from embedtune.corpus.types import Dataset
+from embedtune.errors import ConfigError, DataError
+from embedtune.io import is_main_process, sha256_file, sha256_text
+from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.pairs.config import RECIPE_KEYS, BuildPairsConfig
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.retrieval.dense import DenseEncoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PairsResult:
+    """What :func:`build_pairs` wrote (or found already built) in ``output``.
+
+    Attributes:
+        output: The pairs folder (pairs.jsonl, pairs.summary.json, pairset.json).
+        pairs: Training pairs written.
+        dev_queries: Queries in the dev split that selects the model.
+        record: The pair set's record (dev split, data manifest, how the pairs were made).
+        summary: pairs.summary.json: counts per source, negatives, filters.
+        reused: True when an earlier run had built the same pairs (nothing was redone).
+    """
+
+    output: Path
+    pairs: int
+    dev_queries: int
+    record: PairSet
+    summary: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+
+
+def build_pairs(config: BuildPairsConfig) -> PairsResult:
+    """Build training pairs and the dev split, and write them as a pairs folder.
+
+    Labeled (``data`` + ``split``): for each judged training query, the best passage of each
+    relevant document as the positive and hard negatives from the configured rank ranges.
+    Label-free (``supervision: weak``): pairs and a pseudo-dev split from the corpus alone.
+    From a file (``pairs_file``): your pairs, with a share held out (grouped by positive) as
+    dev. A folder that already holds the same pairs (same data, settings and base model) is
+    reused, so a resumed run does not mine again; one made from anything else is refused.
+
+    Args:
+        config: Data, output folder and the pairs recipe.
+
+    Returns:
+        PairsResult: counts, the record and the summary.
+
+    Raises:
+        ConfigError: Sources that do not fit together, or an output built from other data.
+        DataError: No judgments, no pairs left after filtering, unreadable input.
+
+    Example:
+        >>> build_pairs(BuildPairsConfig(data="data/fin", output="runs/pairs")).pairs
+        1234
+    """
+    if config.supervision == "weak":
+        if config.data is None or config.pairs_file is not None or config.dev_split is not None:
+            raise ConfigError(
+                "supervision 'weak' learns from DATA's corpus alone: give DATA, without "
+                "--pairs or --dev-split (its dev split is drawn from the weak labels)"
+            )
+    elif config.data is None and config.pairs_file is None:
+        raise ConfigError("give DATA (a BEIR folder with a train split) or --pairs FILE")
+    if config.dev_split is not None and config.data is None:
+        raise ConfigError("--dev-split needs DATA")
+    output = Path(config.output)
+    for source in (config.data, config.pairs_file):
+        if source is not None and Path(source).resolve() == output.resolve():
+            raise ConfigError(f"--output {output} is an input; choose another folder")
+    ref = resolve_model(config.base_model)
+    if config.pairs_file is not None:
+        return _from_file(config, ref, output)
+    model = load_model(ref, device=config.device)
+    if config.max_seq_length:
+        model.max_seq_length = config.max_seq_length
+    if config.supervision == "weak":
+        return _weak(config, model, ref, output)
+    return _labeled(config, model, ref, output)
+
+
+def _recipe(config: BuildPairsConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", include=set(RECIPE_KEYS))
+
+
+def _fingerprint(dataset: Dataset, config: BuildPairsConfig, ref: ModelRef, **extra: Any) -> str:
+    """What the pairs were made from: they are reused only when all of it matches."""
+    return sha256_text(
+        json.dumps(
+            {
+                "data": sorted(dataset.manifest.files.values()),
+                "pairs": config.pairs.model_dump(mode="json"),
+                "passages": config.passages.model_dump(),
+                "model": ref.sha256,
+                "prompts": [config.query_prompt, config.doc_prompt],
+                **extra,
+            },
+            sort_keys=True,
+        )
+    )
+
+
+def _reusable(output: Path, fingerprint: str) -> PairSet | None:
+    """The record of pairs already built from the same inputs; an error for other pairs."""
+    record = read_pair_set(output)
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise ConfigError(
+            f"{output / PAIRS_FILE} was made from other data or settings; delete {output} to "
+            "start over, or choose a new --output"
+        )
+    return record
+
+
+def _reused(output: Path, record: PairSet) -> PairsResult:
+    logger.info("pairs: already built in %s, reused", output)
+    summary = json.loads((output / "pairs.summary.json").read_text(encoding="utf-8"))
+    pairs = len(load_pairs(output / PAIRS_FILE))
+    return PairsResult(output, pairs, len(record.dev.queries), record, summary, reused=True)
+
+
+def _write(output: Path, pairs: list[Pair], summary: dict[str, Any], record: PairSet) -> None:
+    if is_main_process():  # under torchrun every process builds, rank 0 writes
+        write_pair_set(output, pairs, summary, record)
+
+
+def _base_encoder(model: SentenceTransformer, ref: ModelRef, config: BuildPairsConfig) -> Any:
+    """The base model as the pairs stage encodes with it (embeddings cached on disk)."""
+    from embedtune.retrieval.cache import default_cache_dir
+    from embedtune.retrieval.dense import DenseEncoder
+
+    encoder: DenseEncoder = DenseEncoder(
+        model,
+        ref,
+        query_prompt=config.query_prompt,
+        doc_prompt=config.doc_prompt,
+        batch_size=config.pairs.batch_size,
+        cache_dir=Path(default_cache_dir()) / "embeddings",
+    )
+    return encoder
+
+
+def _labeled(
+    config: BuildPairsConfig, model: SentenceTransformer, ref: ModelRef, output: Path
+) -> PairsResult:
+    """Pairs mined from the judgments of the training split; dev by the dev rule."""
+    from embedtune.pairs.mine import mine_labeled_pairs
+
+    assert config.data is not None
+    dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
+    info: dict[str, Any] = {"data": dataset.manifest.to_dict()}
+    dev_split = dev_split_for(config.data, config.split, config.dev_split)
+    train_ids: list[str] | None
+    if dev_split is not None:
+        dev_data = load_beir(config.data, dev_split, skip_bad=config.skip_bad)
+        dev_ids = list(dev_data.judged_queries())
+        if not dev_ids:
+            raise DataError(f"dev split '{dev_split}' has no relevant judgments", path=config.data)
+        train_ids = None
+        dev_source, rule = dev_data, f"split '{dev_split}'"
+        dev_corpus = CorpusSource(data=config.data, split=dev_split, skip_bad=config.skip_bad)
+        info["dev"] = {"rule": rule, "queries": len(dev_ids)}
+    else:
+        train_ids, dev_ids = hold_out_dev(dataset.qrels, config.dev_fraction, config.dev_seed)
+        dev_source = dataset
+        rule = (
+            f"held out {config.dev_fraction:.0%} of '{config.split}' queries, "
+            f"grouped by relevant document (dev seed {config.dev_seed})"
+        )
+        dev_corpus = CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
+        info["dev"] = {"rule": rule, "queries": len(dev_ids), "train_queries": len(train_ids)}
+    fingerprint = _fingerprint(dataset, config, ref, split=config.split, train_queries=train_ids)
+    if (record := _reusable(output, fingerprint)) is not None:
+        return _reused(output, record)
+    encoder = _base_encoder(model, ref, config)
+    pairs, summary = mine_labeled_pairs(
+        dataset, encoder, config.passages, config.pairs, query_ids=train_ids
+    )
+    summary["fingerprint"] = fingerprint
+    info["pairs_summary"] = summary
+    if not pairs:
+        raise DataError(
+            "no training pairs left after filtering; loosen pairs.negatives or check the qrels"
+        )
+    wanted = config.pairs.negatives.per_query
+    if wanted > 0 and not any(p.negatives for p in pairs):
+        raise DataError(
+            f"the false-negative filter removed every hard negative (margin "
+            f"{config.pairs.negatives.margin}, ranks {list(config.pairs.negatives.ranks)}): "
+            "lower pairs.negatives.margin or widen pairs.negatives.ranks"
+        )
+    record = PairSet(
+        fingerprint=fingerprint,
+        supervision="labels",
+        negatives_per_pair=wanted,
+        corpus=CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad),
+        dev=DevSplit(
+            rule=rule,
+            name=dev_split or config.split,
+            corpus=dev_corpus,
+            queries={q: dev_source.queries[q] for q in dev_ids},
+            qrels={q: dev_source.qrels[q] for q in dev_ids},
+        ),
+        recipe=_recipe(config),
+        info=info,
+    )
+    _write(output, pairs, summary, record)
+    return PairsResult(output, len(pairs), len(dev_ids), record, summary)
+
+
+def _weak(
+    config: BuildPairsConfig, model: SentenceTransformer, ref: ModelRef, output: Path
+) -> PairsResult:
+    """Label-free: pairs and a pseudo-dev split made from the corpus (its own queries and
+    judgments, if any, are not read)."""
+    from embedtune.pairs.weak import build_weak_supervision
+
+    assert config.data is not None
+    root = str(resolve_beir(Path(config.data), config.split))
+    dataset = load_beir(root, None, skip_bad=config.skip_bad)
+    fingerprint = _fingerprint(dataset, config, ref, weak=config.weak.model_dump(mode="json"))
+    if (record := _reusable(output, fingerprint)) is not None:
+        return _reused(output, record)
+    encoder = _base_encoder(model, ref, config)
+    weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
+    if not weak.dev_ids:
+        raise ConfigError(
+            "training with supervision 'weak' needs its pseudo-dev split: set "
+            "weak.dev_fraction above 0"
+        )
+    summary = {**weak.summary, "fingerprint": fingerprint}
+    rule = (
+        f"pseudo-dev: weak labels of {config.weak.dev_fraction:.0%} of the documents "
+        f"held out (seed {config.weak.dev_seed}); no real judgments"
+    )
+    corpus = CorpusSource(data=root, split=None, skip_bad=config.skip_bad)
+    record = PairSet(
+        fingerprint=fingerprint,
+        supervision="weak",
+        negatives_per_pair=config.pairs.negatives.per_query,
+        corpus=corpus,
+        dev=DevSplit(
+            rule=rule,
+            name="pseudo-dev",
+            corpus=corpus,
+            queries={q: weak.dev.queries[q] for q in weak.dev_ids},
+            qrels={q: weak.dev.qrels[q] for q in weak.dev_ids},
+        ),
+        recipe=_recipe(config),
+        info={
+            "data": dataset.manifest.to_dict(),
+            "supervision": "weak",
+            "pairs_summary": {k: v for k, v in summary.items() if k not in {"data", "versions"}},
+            "dev": {"rule": rule, "queries": len(weak.dev_ids)},
+        },
+    )
+    _write(output, weak.pairs, summary, record)
+    return PairsResult(output, len(weak.pairs), len(weak.dev_ids), record, summary)
+
+
+def _from_file(config: BuildPairsConfig, ref: ModelRef, output: Path) -> PairsResult:
+    """Your pairs: checked, and a share of them held out (grouped by positive) as dev."""
+    from collections import Counter
+
+    assert config.pairs_file is not None
+    skipped: Counter[str] = Counter()
+    pairs = read_pairs_file(config.pairs_file, skip_bad=config.skip_bad, skipped=skipped)
+    fingerprint = sha256_text(
+        json.dumps(
+            {
+                "pairs_file": sha256_file(config.pairs_file),
+                "data": config.data
+                and sorted(
+                    load_beir(
+                        config.data, config.split, skip_bad=config.skip_bad
+                    ).manifest.files.values()
+                ),
+                "dev": [config.dev_split, config.dev_fraction, config.dev_seed],
+                "model": ref.sha256,
+            },
+            sort_keys=True,
+        )
+    )
+    if (record := _reusable(output, fingerprint)) is not None:
+        return _reused(output, record)
+    info: dict[str, Any] = {"pairs_file": str(config.pairs_file)}
+    corpus = dev_corpus = None
+    dev_split = None
+    if config.data is not None:  # DATA beside a pairs file: its corpus, and its dev split
+        corpus = CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
+        info["data"] = corpus.load().manifest.to_dict()
+        dev_split = dev_split_for(config.data, config.split, config.dev_split)
+    if dev_split is not None:
+        assert config.data is not None
+        dev = load_beir(config.data, dev_split, skip_bad=config.skip_bad)
+        judged = list(dev.judged_queries())
+        if not judged:
+            raise DataError(f"dev split '{dev_split}' has no relevant judgments", path=config.data)
+        dev = Dataset(dev.corpus, {q: dev.queries[q] for q in judged}, dev.qrels, dev_split)
+        dev_corpus = CorpusSource(data=config.data, split=dev_split, skip_bad=config.skip_bad)
+        train, rule = pairs, f"split '{dev_split}'"
+    else:
+        train, dev = _dev_from_pairs(pairs, config.dev_fraction, config.dev_seed)
+        rule = f"held out {config.dev_fraction:.0%} of the pairs, grouped by positive"
+    info["dev"] = {"rule": rule, "queries": len(dev.queries)}
+    summary: dict[str, Any] = {
+        "pairs": len(train),
+        "sources": {f"file:{Path(config.pairs_file).name}": len(pairs)},
+        "skipped": dict(skipped),
+        "fingerprint": fingerprint,
+    }
+    record = PairSet(
+        fingerprint=fingerprint,
+        supervision=config.supervision,
+        negatives_per_pair=config.pairs.negatives.per_query,
+        corpus=corpus,
+        dev=DevSplit(
+            rule=rule,
+            name=dev.split or "dev",
+            corpus=dev_corpus,
+            documents=None if dev_corpus else {d.id: d.text for d in dev.corpus.values()},
+            queries=dev.queries,
+            qrels={q: dev.qrels[q] for q in dev.queries},
+        ),
+        recipe=_recipe(config),
+        info=info,
+    )
+    _write(output, train, summary, record)
+    return PairsResult(output, len(train), len(dev.queries), record, summary)
+
+
+def _dev_from_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], Dataset]:
+    """Dev for a pairs file: hold out pairs grouped by positive text; corpus = all texts."""
+    from embedtune.corpus.types import Document
+
+    positives = sorted({p.positive for p in pairs})
+    rng = random.Random(seed)
+    rng.shuffle(positives)
+    dev_pos = set(positives[: max(1, round(fraction * len(positives)))])
+    texts = list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
+    ids = {t: f"p{i}" for i, t in enumerate(texts)}
+    dev = [p for p in pairs if p.positive in dev_pos]
+    corpus = {ids[t]: Document(ids[t], "", t) for t in texts}
+    queries = {f"q{i}": p.query for i, p in enumerate(dev)}
+    qrels = {f"q{i}": {ids[p.positive]: 1} for i, p in enumerate(dev)}
+    return [p for p in pairs if p.positive not in dev_pos], Dataset(corpus, queries, qrels, "dev")
