@@ -45,6 +45,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

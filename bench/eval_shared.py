@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from embedtune.evaluate.config import EvalConfig
-from embedtune.evaluate.evaluate import run_evaluation
+from embedtune.evaluate.evaluate import evaluate_models
 from embedtune.evaluate.report import significance_marks
 
 COLLECTIONS = [
@@ -58,7 +58,7 @@ def main() -> None:
             skip_bad=True,
         )
         start = time.perf_counter()
-        report = run_evaluation(config, Path(args.out) / folder.replace("/", "-")).report
+        report = evaluate_models(config, Path(args.out) / folder.replace("/", "-")).report
         elapsed = time.perf_counter() - start
         data = report["data"]
         for system in SYSTEMS:

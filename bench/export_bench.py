@@ -54,11 +54,11 @@ def encode(backend: str, folder: str, n: int, batch: int) -> None:
 
 
 def export(model: str, folder: str) -> None:
-    from embedtune.export.config import ExportConfig
-    from embedtune.export.export import export_model
+    from embedtune.export import ExportConfig, export_model
+    from embedtune.retrieval.onnx import EXPORT_FILE
 
-    config = ExportConfig(eval_data=DATA, eval_split="test")
-    meta = export_model(model, folder, config)
+    result = export_model(ExportConfig(model=model, output=folder, eval_data=DATA))
+    meta = json.loads((Path(result.path) / EXPORT_FILE).read_text())
     meta["source_path"] = str(Path(model).resolve()) if Path(model).exists() else model
     (Path(folder) / "bench.json").write_text(json.dumps(meta, indent=2))
     print(json.dumps({"parity": meta["parity"], "sizes": meta["sizes"]}, indent=1))

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from embedtune.config import merge_settings
-from embedtune.train.config import TrainConfig, preset
-from embedtune.train.train import train_model
+from embedtune.run import fine_tune
+from embedtune.run.config import merge_settings, preset
 
 TUNING = [("finance10k/train", "train", None), ("mediqa2019-qa", "train", "dev")]
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -60,23 +59,22 @@ def main() -> None:
         options = merge_settings(
             merge_settings(preset("default"), recipe), {"base_model": args.base_model}
         )
-        config = TrainConfig.model_validate(options)
         row: dict[str, Any] = {"recipe": recipe}
         for folder, split, dev_split in TUNING:
             tmp = Path(tempfile.mkdtemp(prefix="sweep-"))
             start = time.perf_counter()
-            result = train_model(
+            result = fine_tune(
                 tmp / "model",
-                config,
+                options,
                 data=f"{args.data}/{folder}",
                 split=split,
                 dev_split=dev_split,
             )
-            dev = result.settings["dev"]
+            dev = result.settings.dev
             row[folder] = {
-                "tuned": round(dev["tuned"]["ndcg@10"], 4),
-                "base": round(dev["base"]["ndcg@10"], 4),
-                "bm25": round(dev["bm25"]["ndcg@10"], 4),
+                "tuned": round(dev.tuned["ndcg@10"], 4),
+                "base": round(dev.base["ndcg@10"], 4),
+                "bm25": round(dev.bm25["ndcg@10"], 4),
                 "seconds": round(time.perf_counter() - start, 1),
             }
             shutil.rmtree(tmp, ignore_errors=True)

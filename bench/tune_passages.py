@@ -16,7 +16,7 @@ from pathlib import Path
 
 from embedtune.corpus.config import PassageConfig
 from embedtune.evaluate.config import EvalConfig
-from embedtune.evaluate.evaluate import run_evaluation
+from embedtune.evaluate.evaluate import evaluate_models
 
 TUNING_SETS = [("finance10k/train", "train"), ("mediqa2019-qa", "train"), ("mediqa2019-qa", "dev")]
 WINDOWS = [64, 96, 128, 192, 254]
@@ -43,7 +43,7 @@ def main() -> None:
                 permutations=100,
                 bootstrap=100,
             )
-            report = run_evaluation(config).report
+            report = evaluate_models(config).report
             row[f"{folder}:{split}"] = round(report["systems"]["base-maxp"]["ndcg@10"], 4)
         row["seconds"] = round(time.perf_counter() - start, 1)
         scores = [row[f"{f}:{s}"] for f, s in TUNING_SETS]

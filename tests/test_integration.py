@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from embedtune.evaluate.config import EvalConfig
-from embedtune.evaluate.evaluate import run_evaluation
+from embedtune.evaluate.evaluate import evaluate_models
 from embedtune.models import DEFAULT_MODEL, resolve_model
 from tests.conftest import SHARED_DATA, write_beir
 
@@ -47,7 +47,7 @@ def test_finance_slice_with_the_real_model(tmp_path: Path) -> None:
         show_progress=False,
         batch_size=16,
     )
-    report = run_evaluation(config, tmp_path / "out").report
+    report = evaluate_models(config, tmp_path / "out").report
     systems = report["systems"]
     assert report["models"]["base"]["max_seq_length"] == 256
     # on 30 chunks every system finds most answers; max-passage sees the whole chunk

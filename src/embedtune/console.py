@@ -49,8 +49,6 @@ _QUIET_ENV = {
     # torch logs through its own handler (e.g. the ONNX exporter's "torchvision is not installed")
     "TORCH_LOGS": "-all",
 }
-# Loggers whose library sets their level itself, so the root logger's level does not reach them.
-_OWN_LEVEL_LOGGERS = ("transformers", "datasets", "huggingface_hub", "torch")
 
 _verbosity: Verbosity = "normal"
 _env_set: dict[str, str] = {}  # what configure_output put into os.environ (undone by verbose)
@@ -105,6 +103,7 @@ def progress(
     total: float | None = None,
     unit: str = "it",
     enabled: bool = True,
+    leave: bool = False,
     **kwargs: Any,
 ) -> Any:
     """One embedtune progress bar (a ``tqdm``) on stderr; off when ``enabled`` is false or the
@@ -116,6 +115,8 @@ def progress(
         total: the number of units, when ``iterable`` has no length.
         unit: the unit counted (``psg``, ``step``).
         enabled: the caller's own switch (e.g. a ``show_progress`` option).
+        leave: keep the finished bar on screen (by default it vanishes: the stage's log line
+            is the lasting record).
         **kwargs: passed on to ``tqdm``.
     """
     from tqdm.auto import tqdm
@@ -127,6 +128,7 @@ def progress(
         unit=unit,
         disable=not (enabled and progress_enabled()),
         dynamic_ncols=True,
+        leave=leave,
         **kwargs,
     )
 
@@ -161,46 +163,40 @@ def _set_environment(quiet: bool) -> None:
 
 
 def _set_loaded_libraries(quiet: bool) -> None:
-    """Silence (or, after an earlier silence, restore) libraries that are already imported."""
+    """Silence (or, after an earlier silence, restore) libraries that are already imported.
+
+    A progress-bar switch the user set in the environment was read on import and wins: the
+    libraries warn when code overrides it, so they are left alone then.
+    """
     global _quieted_loaded
     if not quiet and not _quieted_loaded:
         return  # never touched: they are at their own defaults
     level = logging.ERROR if quiet else logging.WARNING
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.set_verbosity(level)
-        if quiet:
-            transformers_logging.disable_progress_bar()
-        elif not _hub_bars_disabled_by_environment():
-            transformers_logging.enable_progress_bar()
     if "huggingface_hub" in sys.modules:
+        from huggingface_hub import constants as hub_constants
         from huggingface_hub import utils as hub_utils
+        from huggingface_hub.utils import logging as hub_logging
 
-        if quiet:
-            hub_utils.disable_progress_bars()
-        elif not _hub_bars_disabled_by_environment():
-            hub_utils.enable_progress_bars()
+        hub_logging.set_verbosity(level)
+        hub_bars_from_env = hub_constants.HF_HUB_DISABLE_PROGRESS_BARS is not None
+        if not hub_bars_from_env:
+            (hub_utils.disable_progress_bars if quiet else hub_utils.enable_progress_bars)()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.set_verbosity(level)
+            if not hub_bars_from_env:  # transformers' own switch ("Loading weights")
+                switch = transformers_logging.disable_progress_bar
+                (switch if quiet else transformers_logging.enable_progress_bar)()
     if "datasets" in sys.modules:
-        from datasets.utils import logging as datasets_logging
-        from datasets.utils import tqdm as datasets_tqdm
+        import datasets
 
-        datasets_logging.set_verbosity(level)
-        if quiet:
-            datasets_tqdm.disable_progress_bars()
-        elif not os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS"):
-            datasets_tqdm.enable_progress_bars()
-    for name in _OWN_LEVEL_LOGGERS:
-        if name.split(".")[0] in sys.modules:
-            logging.getLogger(name).setLevel(level)
+        datasets.logging.set_verbosity(level)
+        if datasets.config.HF_DATASETS_DISABLE_PROGRESS_BARS is None:
+            (datasets.disable_progress_bars if quiet else datasets.enable_progress_bars)()
+    if "torch" in sys.modules:
+        logging.getLogger("torch").setLevel(level)
     _quieted_loaded = quiet
-
-
-def _hub_bars_disabled_by_environment() -> bool:
-    # enable_progress_bars() warns (an error under pytest) when the variable was set at import
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_DISABLE_PROGRESS_BARS is True
 
 
 def _versions() -> str:

@@ -115,6 +115,10 @@ def settings_path(folder: str | Path) -> Path:
 def read_settings(folder: str | Path) -> ModelSettings | None:
     """The record of a model folder written by embedtune; None for any other model folder.
 
+    Example:
+        >>> read_settings("runs/fin-model").dev.tuned["ndcg@10"]
+        0.91
+
     Raises:
         DataError: the record is unreadable, from a newer embedtune, or malformed.
     """

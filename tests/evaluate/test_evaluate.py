@@ -11,7 +11,7 @@ import pytrec_eval
 from embedtune.corpus import load_beir
 from embedtune.errors import ConfigError
 from embedtune.evaluate.config import EvalConfig
-from embedtune.evaluate.evaluate import run_evaluation
+from embedtune.evaluate.evaluate import evaluate_models
 from embedtune.retrieval.ranking import read_run
 from tests.conftest import write_beir
 
@@ -32,7 +32,7 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     beir_dir: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "report"
-    result = run_evaluation(_config(beir_dir, tiny_model, model=str(tiny_model)), out)
+    result = evaluate_models(_config(beir_dir, tiny_model, model=str(tiny_model)), out)
     report = json.loads((out / "report.json").read_text())
     systems = ["bm25", "base", "base-maxp", "base-hybrid", "tuned", "tuned-maxp", "tuned-hybrid"]
     assert list(report["systems"]) == systems
@@ -67,8 +67,8 @@ def test_every_system_reported_with_runs_intervals_and_significance(
 
 def test_second_run_reads_document_embeddings_from_cache(beir_dir: Path, tiny_model: Path) -> None:
     config = _config(beir_dir, tiny_model, systems=["base", "base-maxp"])
-    first = run_evaluation(config).report["models"]["base"]["encoding"]
-    second = run_evaluation(config).report["models"]["base"]["encoding"]
+    first = evaluate_models(config).report["models"]["base"]["encoding"]
+    second = evaluate_models(config).report["models"]["base"]["encoding"]
     assert first["encoded"] > 0
     assert second["encoded"] == 0
     assert second["cached"] == first["encoded"] + first["cached"]
@@ -76,13 +76,13 @@ def test_second_run_reads_document_embeddings_from_cache(beir_dir: Path, tiny_mo
 
 def test_subset_of_systems_and_metrics(beir_dir: Path, tiny_model: Path) -> None:
     config = _config(beir_dir, tiny_model, systems=["bm25"], metrics=["precision@2", "MAP@10"])
-    report = run_evaluation(config).report
+    report = evaluate_models(config).report
     assert report["systems"] == {"bm25": pytest.approx({"precision@2": 0.625, "map@10": 1.0})}
 
 
 def test_tuned_systems_need_a_model(beir_dir: Path, tiny_model: Path) -> None:
     with pytest.raises(ConfigError, match="need --model"):
-        run_evaluation(_config(beir_dir, tiny_model, systems=["tuned-maxp"]))
+        evaluate_models(_config(beir_dir, tiny_model, systems=["tuned-maxp"]))
 
 
 def test_weighted_fusion_weight_is_tuned_off_the_test_split(
@@ -91,9 +91,9 @@ def test_weighted_fusion_weight_is_tuned_off_the_test_split(
     data = write_beir(tmp_path / "d", "test")
     write_beir(data, "dev")
     with pytest.raises(ConfigError, match="train/dev"):
-        run_evaluation(_config(data, tiny_model, systems=["base-hybrid"], fusion="weighted"))
+        evaluate_models(_config(data, tiny_model, systems=["base-hybrid"], fusion="weighted"))
     with pytest.raises(ConfigError, match="must not be tuned on the evaluated split"):
-        run_evaluation(
+        evaluate_models(
             _config(
                 data,
                 tiny_model,
@@ -103,7 +103,7 @@ def test_weighted_fusion_weight_is_tuned_off_the_test_split(
                 tune_split="test",
             )
         )
-    report = run_evaluation(
+    report = evaluate_models(
         _config(
             data,
             tiny_model,
@@ -117,7 +117,7 @@ def test_weighted_fusion_weight_is_tuned_off_the_test_split(
     assert report["fusion"]["base"]["tuned_on"].endswith(":dev")
     # dev: the weights chosen when the tuned model was trained; a model without them is refused
     with pytest.raises(ConfigError, match="--fusion dev"):
-        run_evaluation(
+        evaluate_models(
             _config(data, tiny_model, model=str(tiny_model), systems=["tuned-hybrid"], fusion="dev")
         )
 
@@ -130,8 +130,8 @@ def test_ignore_identical_ids_only_when_asked(tmp_path: Path, tiny_model: Path) 
         queries=[{"_id": "1", "text": "wing lift"}],
         qrels=[("1", "2", 1)],
     )
-    plain = run_evaluation(_config(data, tiny_model, systems=["bm25"], metrics=["mrr@10"]))
-    ignored = run_evaluation(
+    plain = evaluate_models(_config(data, tiny_model, systems=["bm25"], metrics=["mrr@10"]))
+    ignored = evaluate_models(
         _config(data, tiny_model, systems=["bm25"], metrics=["mrr@10"], ignore_identical_ids=True)
     )
     assert plain.report["systems"]["bm25"]["mrr@10"] == 0.5

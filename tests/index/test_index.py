@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from embedtune.cli.main import app
 from embedtune.errors import ConfigError
-from embedtune.index.config import IndexConfig
-from embedtune.index.index import build_index, open_store, search_index
-from embedtune.registry.registry import Registry
+from embedtune.index import Index, IndexConfig, SearchHit, build_index, search_index
+from embedtune.index.index import open_store
+from embedtune.registry import Registry
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()
@@ -23,14 +23,15 @@ runner = CliRunner()
 def registry(
     tmp_path_factory: pytest.TempPathFactory, train_model_dir: Path
 ) -> tuple[Registry, str]:
-    from embedtune.export.config import ExportConfig
-    from embedtune.export.export import export_model
+    from embedtune.export import ExportConfig, export_model
 
     root = tmp_path_factory.mktemp("reg")
     reg = Registry(root / "registry")
-    vid = reg.add(train_model_dir)["id"]
+    vid = reg.add(train_model_dir).id
     export_model(
-        str(train_model_dir), root / "export", ExportConfig(formats=["onnx"], parity_texts=8)
+        ExportConfig(
+            model=str(train_model_dir), output=root / "export", formats=["onnx"], parity_texts=8
+        )
     )
     reg.add_export(root / "export")
     return reg, vid
@@ -66,14 +67,23 @@ def test_both_backends_find_what_exact_search_finds(
 ) -> None:
     reg, vid = registry
     config = IndexConfig(backend=backend, path=str(tmp_path / "idx"))  # type: ignore[arg-type]
-    built = build_index(train_set, "train", vid, reg, config)
-    assert built["documents"] == 60 and built["identity"]["version"] == vid
+    index = Index(config, reg)
+    built = index.build(train_set, "train", vid)
+    assert built.documents == 60 and built.identity.version == vid
+    assert built.rows == built.passages and built.previous is None
+    assert built.identity.encoder == "torch" and built.identity.export is None
+    assert built.identity.pooling == "mean" and built.identity.normalize
     queries = {"q3": "topic3 number 3", "q17": "topic17 number 17", "q40": "alpha beta"}
     exact = _exact_top(reg, vid, train_set, queries)
     for qid, text in queries.items():
-        hits = search_index(text, reg, config, k=10)
-        assert [h["doc_id"] for h in hits] == exact[qid]
-        assert len({h["doc_id"] for h in hits}) == 10  # distinct documents
+        hits = index.search(text, k=10)
+        assert all(isinstance(h, SearchHit) for h in hits)
+        assert [h.doc_id for h in hits] == exact[qid]
+        assert len({h.doc_id for h in hits}) == 10  # distinct documents
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # the identity stored with the table is the one the build reports
+    current = index.store.current("passages")
+    assert current is not None and current[1] == built.identity.model_dump()
 
 
 def test_rebuild_switches_atomically_and_other_models_are_refused(
@@ -83,14 +93,15 @@ def test_rebuild_switches_atomically_and_other_models_are_refused(
     config = IndexConfig(path=str(tmp_path / "idx"))
     first = build_index(train_set, "train", vid, reg, config)
     second = build_index(train_set, "train", vid, reg, config)
-    assert second["previous"] == first["table"] and second["table"] != first["table"]
-    assert open_store(config).current("passages")[0] == second["table"]  # type: ignore[index]
+    assert second.previous == first.table and second.table != first.table
+    assert open_store(config).current("passages")[0] == second.table  # type: ignore[index]
     with pytest.raises(ConfigError, match="is refused"):
         search_index("topic3", reg, config, encoder="fp32")
     onnx = IndexConfig(path=str(tmp_path / "onnx"), encoder="fp32")
-    build_index(train_set, "train", vid, reg, onnx)
+    built = build_index(train_set, "train", vid, reg, onnx)
+    assert built.identity.export == reg.show(vid).exports[0].id
     exact = _exact_top(reg, vid, train_set, {"q": "topic3 number 3"})["q"]
-    assert [h["doc_id"] for h in search_index("topic3 number 3", reg, onnx, k=3)] == exact[:3]
+    assert [h.doc_id for h in search_index("topic3 number 3", reg, onnx, k=3)] == exact[:3]
     with pytest.raises(ConfigError, match="is refused"):
         search_index("topic3", reg, onnx, encoder="torch")
     with pytest.raises(ConfigError, match="no index 'other'"):
@@ -106,6 +117,7 @@ def test_index_and_search_cli(
         app, ["index", str(train_set), "--split", "train", "--version", vid, *common]
     )
     assert built.exit_code == 0, built.output
+    assert "passages of 60 documents" in built.output and "replaced" not in built.output
     found = runner.invoke(app, ["search", "topic3 number 3", "-k", "3", *common])
     assert found.exit_code == 0, found.output
     exact = _exact_top(reg, vid, train_set, {"q": "topic3 number 3"})["q"]
@@ -124,12 +136,12 @@ def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
     from embedtune.models import resolve_model
 
     reg = Registry(tmp_path / "registry")
-    vid = reg.add(resolve_model("base").path)["id"]
+    vid = reg.add(resolve_model("base").path).id
     config = IndexConfig(path=str(tmp_path / "idx"), chunk=8192)
     built = build_index(SHARED_DATA / "finance10k", "test", vid, reg, config)
-    assert built["index"] == "IVF-PQ" and built["rows"] == 5237
+    assert built.index == "IVF-PQ" and built.rows == 5237
     store = open_store(config)
-    table = store.db.open_table(built["table"]).to_arrow()  # type: ignore[attr-defined]
+    table = store.db.open_table(built.table).to_arrow()  # type: ignore[attr-defined]
     vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False))
     doc_of = np.array(table.column("doc_id").to_pylist())
     queries = load_beir(SHARED_DATA / "finance10k", "test").judged_queries()
@@ -145,6 +157,6 @@ def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
         for doc, s in zip(doc_of, scores, strict=True):
             best[doc] = max(best.get(doc, -1.0), float(s))
         exact = sorted(best, key=lambda d: (-best[d], d))[:10]
-        hits = [h["doc_id"] for h in search_index(text, reg, config, k=10)]
+        hits = [h.doc_id for h in search_index(text, reg, config, k=10)]
         recall.append(len(set(hits) & set(exact)) / 10)
     assert np.mean(recall) >= 0.99, np.mean(recall)

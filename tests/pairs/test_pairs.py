@@ -125,7 +125,7 @@ def test_pairs_cli(train_set: Path, train_model_dir: Path, tmp_path: Path) -> No
 
     from embedtune.cli.main import app
 
-    out = tmp_path / "p.jsonl"
+    out = tmp_path / "pairs"
     result = CliRunner().invoke(
         app,
         [
@@ -146,8 +146,74 @@ def test_pairs_cli(train_set: Path, train_model_dir: Path, tmp_path: Path) -> No
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "60 pairs" in result.output
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    # the dev rule holds out 15% of the 60 judged queries (grouped by relevant document)
+    assert "51 pairs, 9 dev queries" in result.output
+    rows = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
     assert all(len(r["negatives"]) == 2 for r in rows), result.output
+    record = json.loads((out / "pairset.json").read_text())
+    assert record["supervision"] == "labels" and len(record["dev"]["queries"]) == 9
+    assert not {r["query"] for r in rows} & set(record["dev"]["queries"].values())
+    again = CliRunner().invoke(
+        app,
+        [
+            "pairs",
+            str(train_set),
+            "-o",
+            str(out),
+            "--model",
+            str(train_model_dir),
+            "--ranks",
+            "2-40",
+            "--per-query",
+            "2",
+            "--margin",
+            "-1",
+            "--window",
+            "12",
+        ],
+    )
+    assert again.exit_code == 0 and "reused" in again.output  # same inputs: not mined again
+    other = CliRunner().invoke(
+        app,
+        [
+            "pairs",
+            str(train_set),
+            "-o",
+            str(out),
+            "--model",
+            str(train_model_dir),
+            "--window",
+            "12",
+        ],
+    )
+    assert other.exit_code == 2 and "made from other data or settings" in other.output
+    model = tmp_path / "model"
+    trained = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--pairs",
+            str(out),
+            "-o",
+            str(model),
+            "--base-model",
+            str(train_model_dir),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+            "--config",
+            str(_window_yaml(tmp_path)),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    stored = json.loads((model / "embedtune.json").read_text())
+    assert stored["data"]["dev"]["queries"] == 9 and stored["pairs"] == 51
     bad = CliRunner().invoke(app, ["pairs", str(train_set), "--ranks", "8"])
     assert bad.exit_code == 2 and "--ranks '8'" in bad.output
+
+
+def _window_yaml(folder: Path) -> Path:
+    path = folder / "window.yaml"
+    path.write_text("passages: {window: 12, stride: 6}\nbatch_size: 8\n")
+    return path

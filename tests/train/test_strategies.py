@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from embedtune.corpus.pairs import Pair
 from embedtune.errors import ConfigError
 from embedtune.models import load_model, resolve_model
-from embedtune.corpus.pairs import Pair
+from embedtune.run import fine_tune
 from embedtune.testing import build_tiny_model
 from embedtune.train.config import TrainConfig
 from embedtune.train.forgetting import interpolate, mix_general, snapshot
 from embedtune.train.strategies import Domain, get_strategy
-from embedtune.run import fine_tune
 from embedtune.train.vocab import extend_vocabulary
 
 FAST = {
@@ -285,9 +285,9 @@ def test_weak_supervision_trains_without_reading_labels(
     assert TrainConfig().interpolate is False  # with labels: off unless asked
     assert TrainConfig(supervision="weak", save_adapter=True).interpolate is False
     from embedtune.evaluate.config import EvalConfig
-    from embedtune.evaluate.evaluate import run_evaluation
+    from embedtune.evaluate.evaluate import evaluate_models
 
-    result = run_evaluation(
+    result = evaluate_models(
         EvalConfig(
             data=str(train_set),
             split="train",

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from embedtune.errors import ConfigError, DataError
-from embedtune.config import preset, stage_configs
 from embedtune.corpus.splits import hold_out_dev
-from embedtune.train.data import DevSet
-from embedtune.train.strategies import STRATEGIES, get_strategy
+from embedtune.errors import ConfigError, DataError
 from embedtune.pairs.build import build_pairs
 from embedtune.run import fine_tune
+from embedtune.run.config import preset, stage_configs
+from embedtune.train.data import DevSet
+from embedtune.train.strategies import STRATEGIES, get_strategy
 
 FAST = {
     "epochs": 2,
@@ -190,7 +190,7 @@ def test_tuned_model_evaluates_with_its_stored_passage_window(
     trained: Path, train_set: Path, train_model_dir: Path
 ) -> None:
     from embedtune.evaluate.config import EvalConfig
-    from embedtune.evaluate.evaluate import run_evaluation
+    from embedtune.evaluate.evaluate import evaluate_models
 
     config = EvalConfig(
         data=str(train_set),
@@ -202,7 +202,7 @@ def test_tuned_model_evaluates_with_its_stored_passage_window(
         bootstrap=100,
         show_progress=False,
     )
-    report = run_evaluation(config).report
+    report = evaluate_models(config).report
     assert report["models"]["tuned"]["passages"]["window"] == 12
     assert report["systems"]["tuned-maxp"]["ndcg@10"] > report["systems"]["base-maxp"]["ndcg@10"]
 

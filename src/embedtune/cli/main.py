@@ -6,15 +6,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from embedtune.config import merge_settings, read_yaml_mapping
 from embedtune.errors import ConfigError, EmbedtuneError
+from embedtune.run.config import merge_settings, read_yaml_mapping
+
+if TYPE_CHECKING:
+    from embedtune.registry import Registry
 
 app = typer.Typer(
     name="embedtune",
@@ -54,11 +57,11 @@ def _setup_logging(verbose: bool) -> None:
     # errors unless --verbose. A command's own --verbose wins over the global --quiet.
     from embedtune.console import configure_output, log_handler
 
+    logging.basicConfig(format="%(message)s", handlers=[log_handler(err_console)])
     if verbose or _output["verbose"]:
         configure_output("verbose")
     else:
         configure_output("quiet" if _output["quiet"] else "normal")
-    logging.basicConfig(format="%(message)s", handlers=[log_handler(err_console)])
 
 
 def _fail(message: str) -> None:
@@ -232,7 +235,7 @@ def eval_command(
     from embedtune.retrieval.cache import default_cache_dir
 
     def build() -> Any:
-        from embedtune.evaluate.evaluate import run_evaluation
+        from embedtune.evaluate.evaluate import evaluate_models
 
         options: dict[str, Any] = {
             "data": str(data),
@@ -255,7 +258,7 @@ def eval_command(
         if metrics:
             options["metrics"] = _split_list(metrics)
         config = EvalConfig.model_validate(options)
-        return run_evaluation(config, output)
+        return evaluate_models(config, output)
 
     result = _run(build)
     print_report(result.report)
@@ -412,10 +415,10 @@ def train(
     _setup_logging(verbose)
 
     def build() -> Any:
-        from embedtune.config import preset, stage_configs
         from embedtune.corpus.pairs import read_pair_set
         from embedtune.run import fine_tune
-        from embedtune.train.train import train as train_stage
+        from embedtune.run.config import preset, stage_configs
+        from embedtune.train.train import train_model as train_stage
 
         options = merge_settings(preset(preset_name), _load_yaml(config_file))
         for key, value in (
@@ -607,43 +610,49 @@ def export_command(
     """Export to ONNX fp32/int8 and a torch.export program, each checked against PyTorch."""
     _setup_logging(verbose)
 
-    def build() -> dict[str, Any]:
-        from embedtune.export.config import ExportConfig
-        from embedtune.export.export import export_model
+    def build() -> Any:
+        from embedtune.export import ExportConfig, export_model
 
         config = ExportConfig.model_validate(
-            {"formats": _split_list(formats), "eval_data": eval_data, "eval_split": eval_split}
+            {
+                "model": model,
+                "output": str(output),
+                "formats": _split_list(formats),
+                "eval_data": eval_data,
+                "eval_split": eval_split,
+            }
         )
         if "onnx-int8" in config.formats and eval_data is None and not no_eval:
             raise ConfigError(
                 "int8 is checked on retrieval quality: give --eval-data DATA [--eval-split "
                 "SPLIT], or --no-eval to skip the check (export.json records that it was skipped)"
             )
-        return export_model(model, output, config)
+        return export_model(config)
 
-    meta = _run(build)
-    table = Table(title=f"export of {meta['source']['name']} → {output}")
+    result = _run(build)
+    table = Table(title=f"export of {result.source} → {output}")
     for column in ("format", "file", "MB", "min cosine", "nDCG@10"):
         table.add_column(column, justify="left" if column in ("format", "file") else "right")
-    ndcg = meta["parity"].get("eval", {}).get("ndcg@10", {}) if "eval" in meta["parity"] else {}
+    ndcg = result.retrieval.ndcg_at_10 if result.retrieval is not None else {}
     if ndcg:
         table.add_row("pytorch", "", "", "", f"{ndcg['pytorch']:.4f}")
-    for name, file in meta["files"].items():
-        check = meta["parity"].get(name, {})
+    for name, file in result.files.items():
+        check = result.parity.get(name)
+        cosine = None if check is None else check.min_cosine
         table.add_row(
             name,
             file,
-            f"{meta['sizes'][name] / 1e6:.1f}",
-            f"{check['min_cosine']:.6f}" if "min_cosine" in check else "",
+            f"{result.sizes[name] / 1e6:.1f}",
+            f"{cosine:.6f}" if cosine is not None else "",
             f"{ndcg[name]:.4f}" if name in ndcg else "",
         )
     console.print(table)
-    int8 = meta["parity"].get("int8", {})
-    if isinstance(int8.get("eval"), str):
-        console.print(f"[yellow]{int8['eval']}[/]")
-    if int8.get("ok") is False:
+    int8 = result.parity.get("int8")
+    if int8 is not None and int8.eval is not None:
+        console.print(f"[yellow]{int8.eval}[/]")
+    if int8 is not None and int8.ok is False:
         _fail(
-            f"int8 loses {int8['ndcg_drop']:.4f} nDCG@10 against PyTorch, more than allowed; "
+            f"int8 loses {int8.ndcg_drop:.4f} nDCG@10 against PyTorch, more than allowed; "
             f"the export is written to {output} but marked not ok in export.json"
         )
 
@@ -663,8 +672,8 @@ RegistryOption = Annotated[
 ]
 
 
-def _registry(root: Path) -> Any:
-    from embedtune.registry.registry import Registry
+def _registry(root: Path) -> Registry:
+    from embedtune.registry import Registry
 
     return Registry(root)
 
@@ -686,31 +695,29 @@ def registry_add(
     child of its version."""
     _setup_logging(False)
     if (path / "export.json").is_file():
-        record = _run(lambda: _registry(registry).add_export(path, version))
-        console.print(f"export {record['id']} of version {record['version']}")
+        export = _run(lambda: _registry(registry).add_export(path, version))
+        console.print(f"export {export.id} of version {export.version}")
         return
-    record = _run(lambda: _registry(registry).add(path, report=report, parent=parent, name=name))
-    console.print(f"version {record['id']} ({record['name']})")
+    added = _run(lambda: _registry(registry).add(path, report=report, parent=parent, name=name))
+    console.print(f"version {added.id} ({added.name})")
 
 
 @registry_app.command("list")
 def registry_list(registry: RegistryOption = Path("registry")) -> None:
     """Every version, oldest first, with its tags and nDCG@10 of its eval report."""
-    reg = _registry(registry)
-    versions = _run(reg.versions)
-    tags = reg.tags()
+    versions = _run(_registry(registry).versions)
     table = Table(title=f"registry {registry}")
     for column in ("id", "name", "created", "tags", "base model", "tuned nDCG@10"):
         table.add_column(column)
     for v in versions:
-        metrics = (v.get("eval") or {}).get("metrics", {})
+        metrics = v.eval.metrics if v.eval is not None else {}
         best = next((metrics[s] for s in ("tuned-maxp", "tuned") if s in metrics), None)
         table.add_row(
-            v["id"],
-            v["name"],
-            v["created"],
-            ", ".join(sorted(t for t, i in tags.items() if i == v["id"])),
-            str((v["lineage"].get("base_model") or {}).get("name", "")),
+            v.id,
+            v.name,
+            v.created,
+            ", ".join(v.tags),
+            str((v.lineage.base_model or {}).get("name", "")),
             f"{best:.4f}" if best is not None else "",
         )
     console.print(table)
@@ -722,7 +729,9 @@ def registry_show(
     registry: RegistryOption = Path("registry"),
 ) -> None:
     """A version's full record: lineage, eval summary, tags, exports, model path."""
-    console.print_json(json.dumps(_run(lambda: _registry(registry).show(version))))
+    record = _run(lambda: _registry(registry).show(version))
+    # exclude_unset: a record is printed as stored, without keys its release did not write
+    console.print_json(json.dumps(record.model_dump(exclude_unset=True)))
 
 
 @registry_app.command("promote")
@@ -743,7 +752,7 @@ def registry_diff(
     registry: RegistryOption = Path("registry"),
 ) -> None:
     """What differs between two versions: lineage, config, eval metrics."""
-    console.print_json(json.dumps(_run(lambda: _registry(registry).diff(a, b))))
+    console.print_json(json.dumps(_run(lambda: _registry(registry).diff(a, b)).model_dump()))
 
 
 @app.command("index")
@@ -768,9 +777,8 @@ def index_command(
     index to it (search never sees a half-built index)."""
     _setup_logging(False)
 
-    def build() -> dict[str, Any]:
-        from embedtune.index.config import IndexConfig
-        from embedtune.index.index import build_index
+    def build() -> Any:
+        from embedtune.index import Index, IndexConfig
 
         config = IndexConfig.model_validate(
             {
@@ -783,13 +791,13 @@ def index_command(
                 "ray_address": ray_address,
             }
         )
-        return build_index(data, split, version, _registry(registry), config)
+        return Index(config, _registry(registry)).build(data, split, version)
 
     built = _run(build)
     console.print(
-        f"{built['name']} → {built['table']}: {built['passages']} passages of "
-        f"{built['documents']} documents, {built['index']}"
-        + (f" (replaced {built['previous']})" if built["previous"] else "")
+        f"{built.name} → {built.table}: {built.passages} passages of "
+        f"{built.documents} documents, {built.index}"
+        + (f" (replaced {built.previous})" if built.previous else "")
     )
 
 
@@ -812,19 +820,16 @@ def search_command(
     """The top documents for a query (each scored by its best passage)."""
     _setup_logging(False)
 
-    def find() -> list[dict[str, Any]]:
-        from embedtune.index.config import IndexConfig
-        from embedtune.index.index import search_index
+    def find() -> Any:
+        from embedtune.index import Index, IndexConfig
 
         config = IndexConfig.model_validate(
             {"backend": backend, "path": str(index), "url": url, "name": name}
         )
-        return search_index(
-            query, _registry(registry), config, k=k, version=version, encoder=encoder
-        )
+        return Index(config, _registry(registry)).search(query, k, version=version, encoder=encoder)
 
     for rank, hit in enumerate(_run(find), start=1):
-        console.print(f"{rank:>3}  {hit['score']:.4f}  {hit['doc_id']}  (passage {hit['passage']})")
+        console.print(f"{rank:>3}  {hit.score:.4f}  {hit.doc_id}  (passage {hit.passage})")
 
 
 @app.command("run")
@@ -838,8 +843,8 @@ def run_command(
     _setup_logging(verbose)
 
     def build() -> Any:
-        from embedtune.config import load_run_config
         from embedtune.run import run_pipeline
+        from embedtune.run.config import load_run_config
 
         return run_pipeline(load_run_config(config_file))
 
@@ -862,9 +867,9 @@ def demo(
     _setup_logging(verbose)
 
     def build() -> Any:
-        from embedtune.config import RunConfig
         from embedtune.corpus.stdlib import build_stdlib_dataset
         from embedtune.run import run_pipeline
+        from embedtune.run.config import RunConfig
 
         manifest = build_stdlib_dataset(output / "data", **DEMO_SIZES)
         console.print(

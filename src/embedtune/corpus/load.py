@@ -67,7 +67,15 @@ def _duplicates(corpus: dict[str, Document]) -> dict[str, Any]:
 
 
 def load_beir(path: str | Path, split: str | None = None, *, skip_bad: bool = False) -> Dataset:
-    """Load a BEIR folder; with ``split``, also its queries and ``qrels/<split>.tsv``."""
+    """Load a BEIR folder; with ``split``, also its queries and ``qrels/<split>.tsv``.
+
+    ``path`` may also be a parent holding one folder per split (``finance10k/test/``).
+
+    Example:
+        >>> test = load_beir("../shared/data/finance10k", "test")
+        >>> len(test.corpus), len(test.judged_queries())
+        (395, 790)
+    """
     root = resolve_beir(Path(path), split)
     manifest = Manifest()
     corpus_file = root / "corpus.jsonl"
@@ -128,7 +136,13 @@ def _finish(dataset: Dataset, files: list[Path]) -> Dataset:
 
 
 def load_dataset(config: CorpusConfig) -> Dataset:
-    """Load any supported input described by ``config``."""
+    """Load any supported input described by ``config`` (BEIR, JSONL/CSV, a folder of files).
+
+    Example:
+        >>> ds = load_dataset(CorpusConfig(path="docs.jsonl", fields={"id": "doc_id"}))
+        >>> len(ds.corpus)
+        1200
+    """
     path = Path(config.path)
     if not path.exists():
         raise DataError("no such file or folder", path=path)

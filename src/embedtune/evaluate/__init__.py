@@ -3,13 +3,13 @@
 from embedtune.evaluate.config import SYSTEMS, EvalConfig
 from embedtune.retrieval.metrics import DEFAULT_METRICS, per_query
 
-__all__ = ["DEFAULT_METRICS", "SYSTEMS", "EvalConfig", "per_query", "run_evaluation"]
+__all__ = ["DEFAULT_METRICS", "SYSTEMS", "EvalConfig", "evaluate_models", "per_query"]
 
 
 def __getattr__(name: str) -> object:
-    # run_evaluation pulls in the heavy stack (torch via sentence-transformers) only when used.
-    if name == "run_evaluation":
-        from embedtune.evaluate.evaluate import run_evaluation
+    # evaluate_models pulls in the heavy stack (torch via sentence-transformers) only when used.
+    if name == "evaluate_models":
+        from embedtune.evaluate.evaluate import evaluate_models
 
-        return run_evaluation
+        return evaluate_models
     raise AttributeError(name)

@@ -19,6 +19,7 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(description="BEIR folder (or a parent holding <split>/)")
+    output: str | None = Field(default=None, description="report folder (None: nothing written)")
     split: str = "test"
     model: str | None = Field(default=None, description="tuned model folder: adds tuned-* systems")
     base_model: str = "base"

@@ -182,8 +182,31 @@ def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, A
     return weight, {"tuned_on": f"{config.tune_data}:{config.tune_split}", "curve": curve}
 
 
-def run_evaluation(config: EvalConfig, output: str | Path | None = None) -> EvalResult:
-    """Evaluate every requested system; with ``output``, write the report and run files."""
+def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> EvalResult:
+    """Evaluate BM25, the base model and a tuned model side by side on held-out queries.
+
+    Every requested system runs on the same judged queries; the report holds the metrics,
+    95% bootstrap intervals and paired randomization tests against BM25 and each base-model
+    system. With an output folder (``config.output``, or ``output``), it writes report.json,
+    report.md and one TREC run file per system.
+
+    Args:
+        config: Data, split, systems, metrics, models and fusion.
+        output: Where to write the report (overrides ``config.output``).
+
+    Returns:
+        EvalResult: runs, per-query values and the report.
+
+    Raises:
+        ConfigError: No judged queries, tuned systems without a model, a fusion weight that
+            would be tuned on the evaluated split.
+
+    Example:
+        >>> result = evaluate_models(EvalConfig(data="data/fin", split="test", model="runs/m"))
+        >>> result.report["systems"]["tuned-maxp"]["ndcg@10"]
+        0.847
+    """
+    output = output if output is not None else config.output
     systems = systems_for(config)
     dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
     judged = judged_query_ids(dataset.qrels)

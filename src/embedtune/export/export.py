@@ -8,6 +8,8 @@ tokenizer (``tokenizer.json``) and ``export.json``: source model name and hash, 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -201,7 +203,11 @@ def _optimize(raw: Path, out: Path, st: Any) -> dict[str, int]:
     config = st[0].auto_model.config
     heads = int(getattr(config, "num_attention_heads", 0))
     hidden = int(getattr(config, "hidden_size", 0))
-    optimized = optimize_model(str(raw), model_type="bert", num_heads=heads, hidden_size=hidden)
+    # The optimizer print()s to stdout (e.g. "failed in shape inference"), where the results go.
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        optimized = optimize_model(str(raw), model_type="bert", num_heads=heads, hidden_size=hidden)
+    for line in printed.getvalue().splitlines():
+        logger.debug("onnxruntime optimizer: %s", line)
     optimized.save_model_to_file(str(out))
     return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
 

@@ -13,14 +13,12 @@ import numpy as np
 
 from embedtune.console import progress
 from embedtune.io import atomic_open
+from embedtune.retrieval.encoder import Encoder, embed
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.ranking import RunningTopK, tie_keys
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
     from embedtune.models import ModelRef
-    from embedtune.retrieval.onnx import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ class DenseEncoder:
     settings and the hash of each chunk's texts, so a repeated evaluation does not re-encode.
     """
 
-    model: SentenceTransformer | OnnxEncoder  # anything with encode() and max_seq_length
+    model: Encoder  # a sentence-transformers model or an OnnxEncoder
     ref: ModelRef
     query_prompt: str = ""
     doc_prompt: str = ""
@@ -64,15 +62,7 @@ class DenseEncoder:
         return self._encode(texts, self.query_prompt)
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        vectors = self.model.encode(
-            texts,
-            prompt=prompt or None,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return embed(self.model, texts, prompt, self.batch_size)
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         """Normalised document embeddings, read from the cache when present."""

@@ -1,4 +1,4 @@
-"""Settings of the training stage (the shipped recipes are ``embedtune/presets.yaml``)."""
+"""Settings of the training stage (the shipped recipes are ``embedtune/run/presets.yaml``)."""
 
 from __future__ import annotations
 

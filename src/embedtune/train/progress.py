@@ -50,7 +50,11 @@ class TrainingProgress(TrainerCallback):
         self._step = state.global_step  # past steps when resuming from a checkpoint
         if state.is_world_process_zero:
             self._bar = progress(
-                desc="train", total=state.max_steps, initial=state.global_step, unit="step"
+                desc="train",
+                total=state.max_steps,
+                initial=state.global_step,
+                unit="step",
+                leave=True,  # the finished bar records steps, time and the last loss
             )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -38,6 +38,7 @@ from embedtune.train.forgetting import (
     mix_general,
     snapshot,
 )
+from embedtune.train.progress import use_embedtune_progress
 from embedtune.train.strategies import Domain, count_trainable, get_strategy
 from embedtune.train.vocab import extend_vocabulary
 
@@ -157,7 +158,7 @@ def preflight(config: TrainConfig) -> None:
     load_probes(config.probes)
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train_model(config: TrainConfig) -> TrainResult:
     """Fine-tune the base model on a pairs folder; the best dev checkpoint becomes the model.
 
     The pairs folder (``config.pairs_dir``, by default ``OUTPUT.work/``) is what the pairs
@@ -177,7 +178,7 @@ def train(config: TrainConfig) -> TrainResult:
         DataError: Unreadable pairs, probes or dev data.
 
     Example:
-        >>> result = train(TrainConfig(output="runs/model", pairs_dir="runs/pairs"))
+        >>> result = train_model(TrainConfig(output="runs/model", pairs_dir="runs/pairs"))
         >>> result.settings.outcome.better
         True
     """
@@ -295,6 +296,7 @@ def train(config: TrainConfig) -> TrainResult:
         evaluator=evaluator,
         callbacks=checkpoint_callbacks(),
     )
+    use_embedtune_progress(trainer)  # one bar; the loss as a DEBUG line, not a raw dict
     checkpoint = last_complete_checkpoint(work / "checkpoints") if resume else None
     if resume and checkpoint is None:
         logger.info("no complete checkpoint in %s; starting from the beginning", work)

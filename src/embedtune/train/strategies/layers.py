@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError
-from embedtune.train.strategies import Domain, Strategy, register, transformer
+from embedtune.train.strategies.base import Domain, Strategy, register, transformer
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from embedtune.errors import ConfigError, DataError
 from embedtune.io import is_main_process
 from embedtune.train.checkpoints import checkpoint_callbacks, last_complete_checkpoint
-from embedtune.train.strategies import Domain, Strategy, register, transformer
+from embedtune.train.strategies.base import Domain, Strategy, register, transformer
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -112,6 +112,9 @@ def _pretrain(
         ),
         callbacks=checkpoint_callbacks(),
     )
+    from embedtune.train.progress import use_embedtune_progress
+
+    use_embedtune_progress(trainer)  # one bar; the loss as a DEBUG line, not a raw dict
     checkpoint = last_complete_checkpoint(folder / "checkpoints") if domain.resume else None
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError, require
-from embedtune.train.strategies import Domain, Strategy, register, transformer
+from embedtune.train.strategies.base import Domain, Strategy, register, transformer
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -85,7 +85,11 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read and validate a run YAML; a typo names the field and the file."""
+    """Read and validate a run YAML; a typo names the field and the file.
+
+    Example:
+        >>> run_pipeline(load_run_config("examples/finance10k.yaml")).get("systems")
+    """
     file = Path(path)
     raw = read_yaml_mapping(file)
     raw.update(overrides or {})
@@ -99,8 +103,13 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
 
 
 def preset(name: str) -> dict[str, Any]:
-    """A named training recipe from the shipped ``presets.yaml`` (``default`` or ``fast``)."""
-    text = resources.files("embedtune").joinpath("presets.yaml").read_text("utf-8")
+    """A named training recipe from the shipped ``presets.yaml`` (``default`` or ``fast``).
+
+    Example:
+        >>> recipe = preset("default") | {"strategy": "lora", "learning_rate": 5e-4}
+        >>> fine_tune("runs/lora", recipe, data="../shared/data/finance10k")
+    """
+    text = resources.files("embedtune.run").joinpath("presets.yaml").read_text("utf-8")
     presets = yaml.safe_load(text)
     if name not in presets:
         raise ConfigError(f"unknown preset '{name}': choose from {', '.join(presets)}")

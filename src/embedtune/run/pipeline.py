@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from embedtune.config import RunConfig, merge_settings, preset, stage_configs
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.io import is_main_process, write_json, write_text
+from embedtune.run.config import RunConfig, merge_settings, preset, stage_configs
 from embedtune.train.config import work_dir
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def fine_tune(
 
     Args:
         output: The model folder to create; the pairs go to ``OUTPUT.work/``.
-        recipe: A training recipe: a preset (:func:`embedtune.config.preset`) with your
+        recipe: A training recipe: a preset (:func:`embedtune.run.config.preset`) with your
             overrides (``pairs``, ``epochs``, ``strategy`` …).
         data: A BEIR folder with a labeled ``split`` (or, with ``supervision: weak``, any).
         pairs_file: Your own pairs instead of (or beside) ``data``.
@@ -92,9 +92,14 @@ def fine_tune(
 
     Returns:
         TrainResult: the model folder and its settings record.
+
+    Example:
+        >>> result = fine_tune("runs/fin", preset("default"), data="../shared/data/finance10k")
+        >>> result.settings.dev.tuned["ndcg@10"], result.settings.outcome.better
+        (0.91, True)
     """
     from embedtune.pairs.build import build_pairs
-    from embedtune.train.train import preflight, train
+    from embedtune.train.train import preflight, train_model
 
     pairs_config, train_config = stage_configs(
         recipe,
@@ -113,7 +118,7 @@ def fine_tune(
     preflight(train_config)
     built = build_pairs(pairs_config)
     _wait_for_rank_zero(Path(pairs_config.output), built.record.fingerprint)
-    return train(train_config)
+    return train_model(train_config)
 
 
 def _wait_for_rank_zero(pairs_dir: Path, fingerprint: str) -> None:
@@ -154,7 +159,16 @@ def _eval_config(
 
 
 def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
-    """Run every stage not yet done; returns the evaluation report."""
+    """Run every stage not yet done; returns the evaluation report.
+
+    Stages that finished in an earlier call (their marker in ``OUTPUT/stages/``) are skipped,
+    so calling it again after an interruption resumes.
+
+    Example:
+        >>> report = run_pipeline(load_run_config("examples/finance10k.yaml"))
+        >>> report["systems"]["tuned-hybrid"]["ndcg@10"]
+        0.883
+    """
     folder = Path(config.output)
     resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     saved = folder / "config.yaml"
@@ -218,20 +232,20 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     def train() -> dict[str, Any]:
         from embedtune.model_folder import read_settings
-        from embedtune.train.train import train
+        from embedtune.train.train import train_model
 
         model = folder / "model"
         if model.is_dir():  # trained, then interrupted before the marker was written
             settings = read_settings(model)
             return {} if settings is None else settings.model_dump(mode="json")
         _, train_config = _stage_configs(config, folder, paths["train"])
-        return train(train_config).settings.model_dump(mode="json")
+        return train_model(train_config).settings.model_dump(mode="json")
 
     def evaluate() -> dict[str, Any]:
-        from embedtune.evaluate.evaluate import run_evaluation
+        from embedtune.evaluate.evaluate import evaluate_models
 
         eval_config = _eval_config(config, train_config.base_model, folder, progress, paths["test"])
-        return run_evaluation(eval_config, folder / "eval").report
+        return evaluate_models(eval_config, folder / "eval").report
 
     if config.analyze:
         _stage(folder, "analyze", analyze, main_only=True)
