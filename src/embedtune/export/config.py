@@ -32,6 +32,10 @@ class ExportConfig(BaseModel):
         eval_split: Split of ``eval_data``.
         max_ndcg_drop: Largest nDCG@10 loss of int8 against PyTorch; past it the export is
             written but marked not ok.
+
+    Example:
+        >>> ExportConfig(model="runs/fin/model", output="runs/fin/export",
+        ...              formats=["onnx", "onnx-int8"], eval_data="data/fin", eval_split="test")
     """
 
     model_config = ConfigDict(extra="forbid")

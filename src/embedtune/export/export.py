@@ -60,6 +60,11 @@ class VariantParity(BaseModel):
         ok: int8 only: whether ``ndcg_drop`` is within ``max_ndcg_drop`` (None: unchecked).
         eval: int8 only: why the retrieval check was skipped, when it was.
         error: TorchScript only: why the best-effort export failed (nothing written for it).
+
+    Example:
+        >>> int8 = export_model(config).parity["int8"]
+        >>> int8.min_cosine, int8.ndcg_drop, int8.ok
+        (0.9912, 0.0012, True)
     """
 
     model_config = ConfigDict(extra="allow")
@@ -80,6 +85,10 @@ class RetrievalParity(BaseModel):
         queries: Judged queries searched.
         passages: Passages searched.
         ndcg_at_10: ``pytorch``, ``fp32``, ``int8`` → nDCG@10 (``ndcg@10`` in ``export.json``).
+
+    Example:
+        >>> export_model(config).retrieval.ndcg_at_10
+        {'pytorch': 0.8471, 'fp32': 0.8471, 'int8': 0.8459}
     """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -8,7 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class IndexConfig(BaseModel):
-    """Where the vectors live and how they are searched."""
+    """Where the vectors live and how they are built and searched.
+
+    Attributes:
+        backend: ``lancedb`` (embedded, a folder) or ``qdrant`` (a server, or local mode).
+        path: Index folder (LanceDB, or Qdrant's local mode).
+        url: Qdrant server or cluster URL (then ``path`` is unused).
+        name: Index name searches use (LanceDB pointer file / Qdrant alias).
+        encoder: ``torch``, or ``fp32``/``int8`` for the version's ONNX export.
+        batch_size: Texts encoded at once.
+        chunk: Passages embedded and written at once.
+        ray_workers: Embed on Ray Data with this many workers (0: in process).
+        ray_address: Ray cluster address (None: a local Ray).
+        ann_min_rows: LanceDB builds an IVF-PQ index from this many rows (below: exact).
+        nprobes: IVF partitions searched.
+        refine_factor: Re-rank ``k`` × this candidates with the full vectors.
+
+    Example:
+        >>> IndexConfig(path="runs/index", encoder="int8")
+        >>> IndexConfig(backend="qdrant", path="unused", url="http://127.0.0.1:6333")
+    """
 
     model_config = ConfigDict(extra="forbid")
 

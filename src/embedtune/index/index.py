@@ -47,6 +47,12 @@ class IndexIdentity(BaseModel):
         normalize: Whether vectors are unit length.
         prompts: Prompts put before queries and documents (``query``, ``document``).
         dimension: Vector size.
+
+    Example:
+        >>> built = Index(IndexConfig(path="runs/index"), Registry("registry")).build(
+        ...     "data/fin", split="test", version="production")
+        >>> built.identity.version, built.identity.encoder, built.identity.dimension
+        ('3f9c0e1a2b4d', 'torch', 384)
     """
 
     model_config = ConfigDict(extra="allow")
@@ -75,6 +81,12 @@ class IndexBuildResult(BaseModel):
         rows: Rows in the table.
         partitions: IVF partitions (LanceDB IVF-PQ only).
         sub_vectors: PQ sub-vectors (LanceDB IVF-PQ only).
+
+    Example:
+        >>> built = Index(IndexConfig(path="runs/index"), Registry("registry")).build(
+        ...     "data/fin", split="test", version="production")
+        >>> built.documents, built.passages, built.index
+        (1302, 5237, 'IVF-PQ')
     """
 
     name: str
@@ -96,6 +108,11 @@ class SearchHit(BaseModel):
         doc_id: The document's id.
         passage: Index of its best passage within the document.
         score: Cosine similarity of that passage to the query.
+
+    Example:
+        >>> hit = Index(IndexConfig(path="runs/index"), Registry("registry")).search("leases")[0]
+        >>> hit.doc_id, hit.passage, round(hit.score, 3)
+        ('d812', 2, 0.734)
     """
 
     doc_id: str

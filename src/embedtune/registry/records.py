@@ -38,6 +38,11 @@ class Lineage(_Record):
         config: The resolved training config.
         seed: The training seed.
         parent: The version this one was derived from, when given at add time.
+
+    Example:
+        >>> lineage = Registry("registry").show("production").lineage
+        >>> lineage.base_model["name"], lineage.strategy, lineage.seed
+        ('sentence-transformers/all-MiniLM-L6-v2', 'full', 42)
     """
 
     base_model: dict[str, Any] | None = None
@@ -55,6 +60,10 @@ class EvalSummary(_Record):
         split: The split it was measured on.
         queries: Evaluated queries.
         metrics: nDCG@10 (or the report's first metric) of each system, e.g. ``tuned-maxp``.
+
+    Example:
+        >>> Registry("registry").show("production").eval
+        EvalSummary(split='test', queries=400, metrics={'bm25': 0.7012, 'tuned-maxp': 0.8471})
     """
 
     split: str | None = None
