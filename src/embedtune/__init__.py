@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from embedtune.pairs.config import BuildPairsConfig
     from embedtune.registry.registry import Registry
     from embedtune.retrieval.onnx import OnnxEncoder
-    from embedtune.run import fine_tune, run_pipeline
+    from embedtune.run import RunResult, fine_tune, run_pipeline
     from embedtune.run.config import RunConfig, load_run_config, preset
     from embedtune.train.config import TrainConfig
     from embedtune.train.train import TrainResult, train_model
@@ -69,6 +69,7 @@ _LAZY = {
     "PassageConfig": "embedtune.corpus",
     "Registry": "embedtune.registry.registry",
     "RunConfig": "embedtune.run.config",
+    "RunResult": "embedtune.run.pipeline",
     "ScanConfig": "embedtune.governance.config",
     "TrainConfig": "embedtune.train.config",
     "TrainResult": "embedtune.train.train",
@@ -109,6 +110,7 @@ __all__ = [
     "PassageConfig",
     "Registry",
     "RunConfig",
+    "RunResult",
     "ScanConfig",
     "TrainConfig",
     "TrainResult",

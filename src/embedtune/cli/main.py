@@ -848,9 +848,9 @@ def run_command(
 
         return run_pipeline(load_run_config(config_file))
 
-    report = _run(build)
-    if report:  # empty on the helper processes of a torchrun job
-        print_report(report)
+    result = _run(build)
+    if result.report is not None:  # None on the helper processes of a torchrun job
+        print_report(result.report)
 
 
 @app.command()
@@ -886,9 +886,9 @@ def demo(
         )
         return run_pipeline(config)
 
-    report = _run(build)
-    print_report(report)
-    console.print(f"report: {output / 'eval' / 'report.md'}; model: {output / 'model'}")
+    result = _run(build)
+    print_report(result.report)
+    console.print(f"report: {result.output / 'eval' / 'report.md'}; model: {result.model}")
 
 
 # Sizes that keep the whole demo (pairs, training, evaluation) inside 10 minutes on 2 cores.

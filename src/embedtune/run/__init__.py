@@ -7,6 +7,14 @@
 """
 
 from embedtune.run.config import RunConfig, load_run_config, preset, stage_configs
-from embedtune.run.pipeline import fine_tune, run_pipeline
+from embedtune.run.pipeline import RunResult, fine_tune, run_pipeline
 
-__all__ = ["RunConfig", "fine_tune", "load_run_config", "preset", "run_pipeline", "stage_configs"]
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "fine_tune",
+    "load_run_config",
+    "preset",
+    "run_pipeline",
+    "stage_configs",
+]

@@ -88,7 +88,7 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     """Read and validate a run YAML; a typo names the field and the file.
 
     Example:
-        >>> run_pipeline(load_run_config("examples/finance10k.yaml")).get("systems")
+        >>> run_pipeline(load_run_config("examples/finance10k.yaml")).report["systems"]
     """
     file = Path(path)
     raw = read_yaml_mapping(file)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,15 +159,39 @@ def _eval_config(
     return EvalConfig.model_validate(options)
 
 
-def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
-    """Run every stage not yet done; returns the evaluation report.
+@dataclass
+class RunResult:
+    """What ``embedtune run`` left in its folder.
+
+    Attributes:
+        output: The run folder (config.yaml, stages/, analysis/, model/, eval/ …).
+        model: The tuned model folder.
+        report: The evaluation report (as in eval/report.json); None on the helper
+            processes of a torchrun job, which only help to train.
+    """
+
+    output: Path
+    model: Path
+    report: dict[str, Any] | None
+
+
+def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
+    """Run every stage not yet done: ingest → govern → analyze → pairs → train → evaluate.
 
     Stages that finished in an earlier call (their marker in ``OUTPUT/stages/``) are skipped,
-    so calling it again after an interruption resumes.
+    so calling it again after an interruption resumes. A folder made with another config is
+    refused.
+
+    Args:
+        config: The run config (``embedtune run`` reads it from YAML).
+        progress: Progress bars for the long steps.
+
+    Returns:
+        RunResult: the run folder, the model folder and the evaluation report.
 
     Example:
-        >>> report = run_pipeline(load_run_config("examples/finance10k.yaml"))
-        >>> report["systems"]["tuned-hybrid"]["ndcg@10"]
+        >>> result = run_pipeline(load_run_config("examples/finance10k.yaml"))
+        >>> result.report["systems"]["tuned-hybrid"]["ndcg@10"]
         0.883
     """
     folder = Path(config.output)
@@ -252,5 +277,5 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     _stage(folder, "pairs", pairs)
     _stage(folder, "train", train)
     if not is_main_process():  # other torchrun processes only help to train
-        return {}
-    return _stage(folder, "evaluate", evaluate)
+        return RunResult(folder, folder / "model", None)
+    return RunResult(folder, folder / "model", _stage(folder, "evaluate", evaluate))
