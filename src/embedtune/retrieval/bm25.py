@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedtune.console import progress, progress_enabled
+from embedtune.console import progress, verbosity
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.ranking import tie_keys, top_k
 
@@ -48,7 +48,8 @@ class BM25Index:
         # Streaming tokenisation keeps one document's tokens at a time, not a copy of the text.
         corpus_ids = list(self._tokenizer.streaming_tokenize(texts))
         self._retriever = bm25s.BM25(method="lucene", k1=self.params.k1, b=self.params.b)
-        self._retriever.index(corpus_ids, show_progress=show_progress and progress_enabled())
+        # bm25s draws two bars of its own (count, score); the step's one bar is the search
+        self._retriever.index(corpus_ids, show_progress=show_progress and verbosity() == "verbose")
         self._vocab = self._tokenizer.get_vocab_dict()
 
     def _query_ids(self, text: str) -> list[int]:
