@@ -150,6 +150,7 @@ def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
 
     model, _ = load_encoder(reg, vid, "torch")
     q = np.asarray(model.encode(list(sample.values())), dtype=np.float32)
+    index = Index(config, reg)  # one object: the query encoder is loaded once
     recall = []
     for row, text in enumerate(sample.values()):
         scores = vectors @ q[row]
@@ -157,6 +158,6 @@ def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
         for doc, s in zip(doc_of, scores, strict=True):
             best[doc] = max(best.get(doc, -1.0), float(s))
         exact = sorted(best, key=lambda d: (-best[d], d))[:10]
-        hits = [h.doc_id for h in search_index(text, reg, config, k=10)]
+        hits = [h.doc_id for h in index.search(text, k=10)]
         recall.append(len(set(hits) & set(exact)) / 10)
     assert np.mean(recall) >= 0.99, np.mean(recall)

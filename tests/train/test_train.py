@@ -21,7 +21,7 @@ from embedtune.pairs.build import build_pairs
 from embedtune.run import fine_tune
 from embedtune.run.config import preset, stage_configs
 from embedtune.train.data import DevSet
-from embedtune.train.strategies import STRATEGIES, get_strategy
+from embedtune.train.strategies import STRATEGIES, Strategy, get_strategy, register
 
 FAST = {
     "epochs": 2,
@@ -132,6 +132,11 @@ def test_presets_and_strategy_registry() -> None:
     with pytest.raises(ConfigError, match="unknown strategy 'qlora': available: full, layers"):
         get_strategy("qlora")
     assert {"full", "lora", "layers", "adapter", "mlm"} <= set(STRATEGIES)
+    with pytest.raises(ValueError, match="'lora' is already registered"):
+        register(Strategy("lora", "a second lora would shadow the first"))
+    with pytest.raises(ValueError, match="lower-case"):
+        register(Strategy("Bad Name", "not usable as a config value"))
+    assert STRATEGIES["lora"].description != "a second lora would shadow the first"
 
 
 @pytest.fixture(scope="module")

@@ -219,6 +219,9 @@ class Index:
         self.config = config
         self.registry = registry
         self._store: VectorStore | None = None
+        # the query encoder per (version, variant), loaded on the first search and kept: an
+        # Index object answers many queries (a model load costs more than a search)
+        self._encoders: dict[tuple[str, str], Any] = {}
 
     @property
     def store(self) -> VectorStore:
@@ -362,7 +365,10 @@ class Index:
                 f"({identity.encoder} encoder); searching it with version {wanted} "
                 f"({encoder or identity.encoder}) is refused: rebuild with `embedtune index`"
             )
-        model, _ = load_encoder(self.registry, identity.version, identity.encoder)
+        key = (identity.version, identity.encoder)
+        if key not in self._encoders:
+            self._encoders[key] = load_encoder(self.registry, *key)[0]
+        model = self._encoders[key]
         prompt = identity.prompts.get("query") or None
         vector = np.asarray(
             model.encode([query], prompt=prompt, show_progress_bar=False), dtype=np.float32
