@@ -52,7 +52,7 @@ def test_eval_shows_stage_lines_and_own_bars_but_no_library_chatter(
         )
     )
     assert code == 0, err
-    assert "loading model" in err  # the stage's line
+    assert "evaluate: 200 judged queries" in err  # the stage's line
     assert "encode" in err  # embedtune's own bar
     for text in CHATTER:
         assert text not in err and text not in out, text

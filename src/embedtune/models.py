@@ -85,7 +85,7 @@ def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
     require("sentence_transformers", "eval")
     from sentence_transformers import SentenceTransformer
 
-    logger.info("loading model %s from %s", ref.name, ref.path)
+    logger.debug("loading model %s from %s", ref.name, ref.path)
     if (Path(ref.path) / "adapter_config.json").is_file():
         return _load_adapter(Path(ref.path), device)
     return SentenceTransformer(ref.path, device=device, local_files_only=True)

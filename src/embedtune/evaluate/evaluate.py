@@ -213,6 +213,14 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
     if not judged:
         raise ConfigError(f"split '{config.split}' of {config.data} has no relevant judgments")
     queries = {qid: dataset.queries[qid] for qid in judged}
+    logger.info(
+        "evaluate: %d judged queries of %s (%s) over %d documents: %s",
+        len(judged),
+        config.data,
+        config.split,
+        len(dataset.corpus),
+        ", ".join(systems),
+    )
     warnings: list[str] = []
     runs: dict[str, Run] = {}
     timings: dict[str, Any] = {}

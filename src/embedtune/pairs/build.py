@@ -156,6 +156,13 @@ def _reused(output: Path, record: PairSet) -> PairsResult:
 def _write(output: Path, pairs: list[Pair], summary: dict[str, Any], record: PairSet) -> None:
     if is_main_process():  # under torchrun every process builds, rank 0 writes
         write_pair_set(output, pairs, summary, record)
+    logger.info(
+        "pairs: %d pairs, %d dev queries (%s) → %s",
+        len(pairs),
+        len(record.dev.queries),
+        record.dev.rule,
+        output,
+    )
 
 
 def _base_encoder(model: SentenceTransformer, ref: ModelRef, config: BuildPairsConfig) -> Any:
