@@ -39,10 +39,18 @@ def test_run_does_every_stage_once_and_resumes(
     tmp_path: Path, train_set: Path, train_model_dir: Path
 ) -> None:
     path = _config(tmp_path, train_set, train_model_dir)
+    run = tmp_path / "run"
+    # a mistake in a late stage's settings fails before the first stage writes anything ...
+    good = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**good, "train": {**good["train"], "strategy": "lorra"}}))
+    bad = runner.invoke(app, ["run", str(path)])
+    assert bad.exit_code == 2 and "unknown strategy 'lorra'" in bad.output
+    assert not run.exists() or not any(run.iterdir())
+    # ... so the fixed config runs in the same folder
+    path.write_text(yaml.safe_dump(good))
     first = runner.invoke(app, ["run", str(path)])
     assert first.exit_code == 0, first.output
     assert "tuned-hybrid" in first.output
-    run = tmp_path / "run"
     for stage in ("ingest", "govern", "analyze", "pairs", "train", "evaluate"):
         assert (run / "stages" / f"{stage}.json").is_file()
     report = json.loads((run / "eval" / "report.json").read_text())
@@ -73,11 +81,22 @@ def test_run_does_every_stage_once_and_resumes(
         ({"preset": "turbo"}, "unknown preset 'turbo'"),
         ({"train": {"base_model": "/nope/model"}}, "is not a local folder"),
         ({"train": {"epocs": 1}}, "epocs: Extra inputs are not permitted"),
+        ({"train": {"device": "tpu"}}, "device 'tpu': use cpu, cuda, cuda:N or mps"),
+        ({"train": {"probes": [{"data": "/nope/probe"}]}}, "/nope/probe"),
+        ({"eval": {"systems": ["bm99"]}}, "bm99"),
+        ({"governance": {"redact": True, "mode": "hash"}}, "EMBEDTUNE_REDACT_KEY"),
+        ({"governance": {"ner_model": "/nope/ner"}}, "governance.ner_model: /nope/ner"),
     ],
 )
 def test_config_mistakes_are_named(
-    tmp_path: Path, train_set: Path, train_model_dir: Path, extra: dict, message: str
+    tmp_path: Path,
+    train_set: Path,
+    train_model_dir: Path,
+    extra: dict,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("EMBEDTUNE_REDACT_KEY", raising=False)
     path = _config(tmp_path, train_set, train_model_dir)
     config = yaml.safe_load(path.read_text())
     for key, value in extra.items():
@@ -89,6 +108,8 @@ def test_config_mistakes_are_named(
     result = runner.invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert message in result.output
+    run = tmp_path / "run"  # refused before the first stage: nothing written
+    assert not run.exists() or not any(run.iterdir())
 
 
 def test_filter_that_removes_everything_is_a_clear_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,35 @@ class ModelRef:
     name: str
     path: str
     sha256: str
+
+
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def check_device(value: str | None) -> str | None:
+    """A torch device this machine has: cpu, cuda, cuda:N or mps (None: the best available).
+
+    A typo or a missing GPU fails when the config is read, not minutes later in torch.
+    (Used by the pairs and train configs, which both load the base model.)
+    """
+    if value is None:
+        return None
+    if not _DEVICE.fullmatch(value):
+        raise ValueError(f"device '{value}': use cpu, cuda, cuda:N or mps")
+    if value == "cpu":
+        return value
+    import torch  # only for a GPU device, which loads torch anyway
+
+    if value == "mps":
+        available = torch.backends.mps.is_available()
+        have = "no MPS device"
+    else:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        available = int(value.partition(":")[2] or 0) < count
+        have = f"{count} CUDA device(s)"
+    if not available:
+        raise ValueError(f"device '{value}' is not available (this machine has {have}): use cpu")
+    return value
 
 
 def _default_model_path() -> Path:

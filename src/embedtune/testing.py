@@ -103,17 +103,25 @@ def _iban(country: str, bban: str) -> str:
     return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
 def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tuple[str, str]]]]:
     """Sentences with planted values of every type, and near-misses that must not fire.
 
-    Returns ``(text, [(type, value), ...])``; near-miss sentences carry no labels: card numbers
-    failing Luhn, IBANs with a wrong check, invalid SSN areas, dates without birth context,
-    version strings, amounts, and unroutable "IPs" such as 999.1.2.3.
+    Returns ``(text, [(type, value), ...])``. Values include lower-case IBANs, SSNs that were
+    never issued but carry an SSN label, PEM private keys (the whole block), Stripe keys, JWTs
+    and credential assignments (``aws_secret_access_key = ...``: the value is labelled).
+    Near-miss sentences carry no labels: card numbers failing Luhn, IBANs with a wrong check,
+    never-issued SSNs without a label, dates without birth context, version strings, amounts,
+    credential words without a credential, and unroutable "IPs" such as 999.1.2.3.
     """
     import random
 
     rng = random.Random(seed)
     digits = lambda n: "".join(rng.choice("0123456789") for _ in range(n))  # noqa: E731
+    b64 = lambda n, chars=_BASE64: "".join(rng.choice(chars) for _ in range(n))  # noqa: E731
+    jwt = _BASE64[:62] + "-_"  # base64url
     letters = lambda n: "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(n))  # noqa: E731
     names = ["alice", "bob", "maria.lopez", "j.smith", "chen_wei", "o.brien", "kim99"]
     domains = ["example.com", "hospital.org", "bank.co.uk", "mail.example.net", "uni.edu"]
@@ -137,6 +145,13 @@ def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tupl
             )
         if kind == "ssn":
             return f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+        if kind == "labelled ssn":  # never issued: found only because of its label
+            return rng.choice(
+                [
+                    "123-45-6789",
+                    f"{rng.choice(['000', '666', '9' + digits(2)])}-{digits(2)}-{digits(4)}",
+                ]
+            )
         if kind == "credit_card":
             number = _luhn_complete(rng.choice(["40", "45", "51", "52", "55"]) + digits(13))
             sep = rng.choice([" ", "-", ""])
@@ -144,7 +159,9 @@ def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tupl
         if kind == "iban":
             country = rng.choice(["GB", "DE", "NL"])
             bban = {"GB": letters(4) + digits(14), "DE": digits(18), "NL": letters(4) + digits(10)}
-            return _iban(country, bban[country])
+            iban = _iban(country, bban[country])
+            # written lower-case or without spaces too
+            return rng.choice([iban, iban, iban.lower(), iban.replace(" ", "").lower()])
         if kind == "ip":
             if rng.random() < 0.7:
                 return ".".join(str(rng.randint(1, 254)) for _ in range(4))
@@ -160,33 +177,46 @@ def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tupl
                 ]
             )
         if kind == "secret":
+            pem = "\n".join(b64(64) for _ in range(rng.randint(2, 5)))
             return rng.choice(
                 [
                     "AKIA" + letters(16),
                     "ghp_" + "".join(rng.choice("abcdefXYZ0123456789") for _ in range(36)),
                     "sk-" + "".join(rng.choice("abcdefghijkLMNOP0123456789") for _ in range(32)),
+                    rng.choice(["sk_live_", "sk_test_", "rk_live_"]) + b64(24, _BASE64[:62]),
+                    f"eyJ{b64(16, jwt)}.eyJ{b64(24, jwt)}.{b64(43, jwt)}",
+                    f"-----BEGIN RSA PRIVATE KEY-----\n{pem}\n-----END RSA PRIVATE KEY-----",
                 ]
             )
+        if kind == "assigned secret":  # the value of a credential assignment
+            return b64(40)
         raise ValueError(kind)
 
     templates = {
         "email": ["Please write to {} for the form.", "Contact: {}", "cc {} on the reply"],
         "phone": ["Call the clinic at {} before noon.", "Phone: {}", "reach her on {} today"],
         "ssn": ["SSN {} on file.", "Her social security number is {}.", "member id {} verified"],
+        "labelled ssn": ["SSN: {}", "social security number {} on file"],
         "credit_card": ["Paid with card {} yesterday.", "Card number: {}", "charged to {}"],
         "iban": ["Wire the refund to {} please.", "IBAN: {}", "account {} was debited"],
         "ip": ["Login from {} was blocked.", "client ip {}", "requests came from {} overnight"],
         "dob": ["Patient born {} was admitted.", "DOB: {}", "date of birth {} confirmed"],
         "secret": ["export KEY={}", "the token {} leaked", "api key: {}"],
+        "assigned secret": ["aws_secret_access_key = {}", "DB_PASSWORD={}", "auth_token: '{}'"],
     }
+    # a fifth of the SSNs are labelled but never issued; a third of the secrets are assignments
+    variant = {"ssn": ("labelled ssn", 0.2), "secret": ("assigned secret", 0.33)}
     out: list[tuple[str, list[tuple[str, str]]]] = []
     for kind in PII_TYPES:
         for _ in range(per_type):
-            v = value(kind)
-            out.append((rng.choice(templates[kind]).format(v), [(kind, v)]))
+            form = kind
+            if kind in variant and rng.random() < variant[kind][1]:
+                form = variant[kind][0]
+            v = value(form)
+            out.append((rng.choice(templates[form]).format(v), [(kind, v)]))
 
     def near_miss() -> str:
-        kind = rng.randrange(11)
+        kind = rng.randrange(14)
         if kind == 0:  # a card number failing the Luhn check
             good = _luhn_complete("4" + digits(14))
             bad = good[:-1] + str((int(good[-1]) + 1) % 10)
@@ -211,6 +241,16 @@ def pii_examples(seed: int = 0, per_type: int = 50) -> list[tuple[str, list[tupl
             return f"Table {rng.randint(1, 99)}: {digits(4)} {digits(4)} units sold."
         if kind == 9:
             return f"Use x[{rng.randint(1, 9)}::{rng.randint(1, 9)}] to slice."
+        if kind == 10:  # a lower-case IBAN with a wrong check digit
+            good = _iban("DE", digits(18)).lower()
+            return f"iban {good[:-1]}{(int(good[-1]) + 1) % 10} bounced."
+        if kind == 11:  # a never-issued SSN with no label
+            never = rng.choice(["123-45-6789", f"666-{digits(2)}-{digits(4)}"])
+            return f"Ticket {never} closed."
+        if kind == 12:  # credential words, no credential
+            return rng.choice(
+                ["The password: field is required.", "Each token = one word.", "secret: none"]
+            )
         return "Write to the team at support@localhost for help."
 
     for _ in range(per_type * 2):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from embedtune.cli.main import app
@@ -129,3 +130,104 @@ def test_import_embedtune_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def _one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_search_k_out_of_range_is_one_line(tmp_path: Path) -> None:
+    for k in ("0", "-3", "1000000"):
+        args = ["search", "cash", "-k", k, "--index", str(tmp_path / "i")]
+        result = runner.invoke(app, [*args, "--registry", str(tmp_path / "r")])
+        assert result.exit_code == 2, result.output
+        assert "k:" in _one_error_line(result.output)
+    assert not (tmp_path / "i").exists() and not (tmp_path / "r").exists()
+
+
+def test_unknown_or_unavailable_train_device_is_one_line(beir_dir: Path, tmp_path: Path) -> None:
+    for device, message in (
+        ("tpu", "device 'tpu': use cpu, cuda, cuda:N or mps"),
+        ("cuda:99", "device 'cuda:99' is not available"),
+        ("cuda:x", "device 'cuda:x': use cpu"),
+    ):
+        out = tmp_path / "model"
+        result = runner.invoke(app, ["train", str(beir_dir), "-o", str(out), "--device", device])
+        assert result.exit_code == 2, result.output
+        assert message in _one_error_line(result.output)
+        assert not out.exists() and not (tmp_path / "model.work").exists()
+
+
+def test_device_values_are_checked_in_both_stage_configs() -> None:
+    from pydantic import ValidationError
+
+    from embedtune.pairs.config import BuildPairsConfig
+    from embedtune.train.config import TrainConfig
+
+    assert TrainConfig(device="cpu").device == "cpu"
+    assert BuildPairsConfig(output="o", device="cpu").device == "cpu"
+    assert TrainConfig().device is None
+    for bad in ("tpu", "CUDA", "cuda:", "cpu:0", ""):
+        with pytest.raises(ValidationError, match="use cpu, cuda, cuda:N or mps"):
+            TrainConfig(device=bad)
+        with pytest.raises(ValidationError, match="use cpu, cuda, cuda:N or mps"):
+            BuildPairsConfig(output="o", device=bad)
+
+
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main_interrupted(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int | str | None, str]:
+    """``embedtune ARGV`` through the real entry point, Ctrl-C pressed inside the command."""
+    from embedtune.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["embedtune", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_ctrl_c_in_train_says_to_resume_with_resume(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import embedtune.run
+
+    monkeypatch.setattr(embedtune.run, "fine_tune", _interrupt)
+    argv = ["-q", "train", str(tmp_path / "my data"), "-o", str(tmp_path / "m"), "--no-resume"]
+    code, err = _main_interrupted(argv, monkeypatch, capsys)
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "interrupted; resume with: embedtune -q train "
+        f"'{tmp_path / 'my data'}' -o {tmp_path / 'm'} --resume"
+    ]
+
+
+def test_ctrl_c_in_run_says_to_rerun_the_same_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import embedtune.run
+    import embedtune.run.config
+
+    monkeypatch.setattr(embedtune.run, "run_pipeline", _interrupt)
+    monkeypatch.setattr(embedtune.run.config, "load_run_config", lambda path: path)
+    code, err = _main_interrupted(["run", "cfg.yaml"], monkeypatch, capsys)
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "interrupted; resume with: embedtune run cfg.yaml (finished stages are skipped)"
+    ]
+
+
+def test_ctrl_c_elsewhere_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import embedtune.cli.main as cli
+
+    monkeypatch.setattr(cli, "app", _interrupt)
+    code, err = _main_interrupted(["eval", "data"], monkeypatch, capsys)
+    assert code == 130 and err.strip().splitlines() == ["interrupted"]

@@ -106,7 +106,9 @@ def test_mask_mode_reports_counts_not_values(tmp_path: Path) -> None:
         "queries": 1,
         "document_ids": ["d1", "d4"],
         "query_ids": ["q1"],
+        "fields": {"doc.text": 2, "query.text": 1},
     }
+    assert report["fields"] == {"doc.text": 4, "query.text": 1}
     # the report records the governance settings only, not the scan's paths
     assert report["settings"] == GovernanceConfig(redact=True).model_dump(mode="json")
     assert result.redaction is not None and result.redaction.mode == "mask"
@@ -269,3 +271,174 @@ def test_run_stage_keeps_each_layout_and_scans_a_shared_folder_once(tmp_path: Pa
     assert list(marker["reports"]["train"]) == ["scanned", "found", "types", "redaction"]
     saved = json.loads((run2 / "governance" / "train" / "report.json").read_text())
     assert marker["reports"]["train"]["types"] == saved["types"]
+
+
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
+    "aFDrBz9vFqU4yQIDAQABAoIBAQCqPp1Yx5vWdQmTg0bbCNtEwVTzXZwT2R9pSmvx\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+
+def test_a_pem_private_key_is_one_finding_redacted_whole(detector: Detector) -> None:
+    from embedtune.governance.redact import redact_text
+
+    text = f"deploy key:\n{PEM}\nrotate it yearly"
+    found = detector.find(text)
+    assert [(f.type, text[f.start : f.end]) for f in found] == [("secret", PEM)]
+    assert redact_text(text, found, "mask") == "deploy key:\n[SECRET]\nrotate it yearly"
+    # a block cut off before its END line (a passage boundary) still loses its body
+    cut = "key " + PEM.rsplit("\n", 1)[0] + "\n\nnext section"
+    assert redact_text(cut, detector.find(cut), "mask") == "key [SECRET]\n\nnext section"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "kind"),
+    [
+        (
+            "billing uses sk_live_4eC39HqLyjWDarjtT1zdp7dc now",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "secret",
+        ),
+        ("tests use sk_test_51H8xYzAbCdEfGhIjKlMnOp", "sk_test_51H8xYzAbCdEfGhIjKlMnOp", "secret"),
+        ("restricted rk_live_9aBcDeFgHiJkLmNoPqRsTu", "rk_live_9aBcDeFgHiJkLmNoPqRsTu", "secret"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "secret",
+        ),
+        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "wJalrXUtnFEMI/K7MDENG", "secret"),
+        ('db_password: "correct horse battery"', "correct horse battery", "secret"),
+        ("auth_token = 9f8e7d6c5b4a39281706", "9f8e7d6c5b4a39281706", "secret"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "secret",
+        ),
+        ("wire to de89 3704 0044 0532 0130 00 today", "de89 3704 0044 0532 0130 00", "iban"),
+        ("wire to de89370400440532013000 today", "de89370400440532013000", "iban"),
+        ("SSN: 123-45-6789", "123-45-6789", "ssn"),
+        ("social security number 078-05-1120 on file", "078-05-1120", "ssn"),
+    ],
+)
+def test_credentials_lowercase_ibans_and_labelled_ssns_are_found(
+    detector: Detector, text: str, value: str, kind: str
+) -> None:
+    from embedtune.governance.redact import redact_text
+
+    at = text.index(value)
+    found = detector.find(text)
+    assert any(f.type == kind and f.start <= at and at + len(value) <= f.end for f in found), found
+    assert value not in redact_text(text, found, "mask")
+
+
+def test_an_unlabelled_never_issued_ssn_is_not_reported(detector: Detector) -> None:
+    assert detector.find("Order 123-45-6789 shipped.") == []
+    assert detector.find("Code 000-12-3456 rejected.") == []
+
+
+PERSONAL_DOC, PERSONAL_QUERY = "doc-alice@example.com", "q-bob.jones@example.org"
+
+
+def _personal_ids(tmp_path: Path) -> Path:
+    docs = [
+        {"_id": PERSONAL_DOC, "title": "Intake", "text": "Routine visit."},
+        {"_id": "d2", "title": "Notes", "text": "Nothing personal here."},
+    ]
+    queries = [
+        {"_id": PERSONAL_QUERY, "text": "routine visits"},
+        {"_id": "q2", "text": "notes"},
+    ]
+    qrels = [(PERSONAL_QUERY, PERSONAL_DOC, 1), ("q2", "d2", 1), ("q2", PERSONAL_DOC, 1)]
+    return write_beir(tmp_path / "data", "test", docs=docs, queries=queries, qrels=qrels)
+
+
+@pytest.mark.parametrize("mode", ["mask", "hash"])
+def test_personal_ids_are_scanned_and_replaced_by_one_pseudonym_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", "k3y")
+    data = _personal_ids(tmp_path)
+    out = tmp_path / "scan"
+    result = scan(
+        ScanConfig(data=str(data), splits=["test"], output=str(out), redact=True, mode=mode)
+    )
+    everything = _all_text(out)
+    for personal in (PERSONAL_DOC, PERSONAL_QUERY, "alice@example.com", "bob.jones"):
+        assert personal not in everything
+    email = result.types["email"]
+    assert (email.values, email.documents, email.queries) == (2, 1, 1)
+    assert email.fields == {"doc.id": 1, "query.id": 1}
+    assert result.report["fields"] == {"doc.id": 1, "query.id": 1}
+    redacted = load_beir(out / "data", "test")
+    (doc,) = [d for d in redacted.corpus if d != "d2"]
+    (query,) = [q for q in redacted.queries if q != "q2"]
+    assert doc.startswith("doc-") and query.startswith("query-")
+    assert redacted.corpus[doc].text == "Routine visit."
+    assert redacted.qrels == {query: {doc: 1}, "q2": {"d2": 1, doc: 1}}
+    assert email.document_ids == [doc] and email.query_ids == [query]
+    assert result.redaction is not None
+    assert (result.redaction.pseudonymised_documents, result.redaction.pseudonymised_queries) == (
+        1,
+        1,
+    )
+    findings = (out / "findings.jsonl").read_text()
+    assert doc in findings and query in findings
+    if mode == "hash":  # keyed: another key, another pseudonym
+        monkeypatch.setenv("EMBEDTUNE_REDACT_KEY", "other")
+        again = scan(
+            ScanConfig(
+                data=str(data), splits=["test"], output=str(tmp_path / "b"), redact=True, mode=mode
+            )
+        )
+        assert again.types["email"].document_ids != [doc]
+
+
+def test_personal_ids_never_reach_a_report_without_redaction(tmp_path: Path) -> None:
+    out = tmp_path / "scan"
+    result = scan(ScanConfig(data=str(_personal_ids(tmp_path)), splits=["test"], output=str(out)))
+    assert result.types["email"].values == 2
+    assert "example.com" not in _all_text(out) and "example.org" not in _all_text(out)
+    rows = [json.loads(x) for x in (out / "findings.jsonl").read_text().splitlines()]
+    assert {(r["record"], r["field"], r["row"]) for r in rows} == {
+        ("doc", "id", 0),
+        ("query", "id", 0),
+    }
+
+
+def test_drop_mode_drops_records_with_personal_ids_and_their_judgments(tmp_path: Path) -> None:
+    result = scan(
+        ScanConfig(
+            data=str(_personal_ids(tmp_path)),
+            splits=["test"],
+            output=str(tmp_path / "s"),
+            redact=True,
+            mode="drop",
+        )
+    )
+    assert result.redaction is not None and result.redaction.dropped_qrels == 2
+    kept = load_beir(tmp_path / "s" / "data", "test")
+    assert sorted(kept.corpus) == ["d2"] and kept.qrels == {"q2": {"d2": 1}}
+    assert "example.com" not in _all_text(tmp_path / "s")
+
+
+def test_the_labelled_set_holds_the_new_formats() -> None:
+    examples = pii_examples(seed=3, per_type=60)
+    values = [v for _, labels in examples for _, v in labels]
+    for marker in ("sk_live_", "eyJ", "-----BEGIN"):
+        assert any(marker in v for v in values), marker
+    assert any("aws_secret_access_key" in text and labels for text, labels in examples)
+    never_issued = ("123-45-6789", "000-", "666-", "9")
+    assert any(k == "ssn" and v.startswith(never_issued) for _, ls in examples for k, v in ls)
+    assert any(v[:2].islower() and v[2:4].isdigit() for v in values)  # lowercase IBANs
+
+
+def test_only_the_value_of_a_credential_assignment_is_redacted(detector: Detector) -> None:
+    from embedtune.governance.redact import redact_text
+
+    text = 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG\ndb_password: "correct horse"'
+    redacted = redact_text(text, detector.find(text), "mask")
+    assert redacted == 'aws_secret_access_key = [SECRET]\ndb_password: "[SECRET]"'

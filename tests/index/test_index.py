@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from embedtune.cli.main import app
 from embedtune.errors import ConfigError
 from embedtune.index import Index, IndexConfig, SearchHit, build_index, search_index
 from embedtune.index.index import open_store
+from embedtune.index.store import VectorStore
 from embedtune.registry import Registry
 from tests.conftest import SHARED_DATA
 
@@ -161,3 +164,167 @@ def test_ann_index_on_finance10k_matches_exact_search(tmp_path: Path) -> None:
         hits = [h.doc_id for h in index.search(text, k=10)]
         recall.append(len(set(hits) & set(exact)) / 10)
     assert np.mean(recall) >= 0.99, np.mean(recall)
+
+
+def _tables(store: VectorStore | IndexConfig) -> set[str]:
+    """The tables of index ``passages`` (a store: Qdrant's local mode allows one per folder)."""
+    store = open_store(store) if isinstance(store, IndexConfig) else store
+    return {t for t in store.tables() if t.startswith("passages-")}
+
+
+@pytest.mark.parametrize("backend", ["lancedb", "qdrant"])
+def test_rebuilds_keep_the_last_n_tables_and_never_the_current_one(
+    registry: tuple[Registry, str], train_set: Path, tmp_path: Path, backend: str
+) -> None:
+    reg, vid = registry
+    config = IndexConfig(backend=backend, path=str(tmp_path / "idx"))  # type: ignore[arg-type]
+    index = Index(config, reg)
+    other = index.store  # one client per folder (Qdrant's local mode)
+    first, second = index.build(train_set, "train", vid), index.build(train_set, "train", vid)
+    assert second.dropped == [] and _tables(other) == {first.table, second.table}
+    third = index.build(train_set, "train", vid)  # keep 2: the new table and the one replaced
+    assert third.previous == second.table and third.dropped == [first.table]
+    assert _tables(other) == {second.table, third.table}
+    assert other.target("passages") == third.table
+    assert [h.doc_id for h in index.search("topic3 number 3", k=3)]  # still searchable
+    # keep 1: only the new table; keep 0: nothing is dropped
+    index.config = config.model_copy(update={"keep": 1})
+    fourth = index.build(train_set, "train", vid)
+    assert sorted(fourth.dropped) == sorted([second.table, third.table])
+    index.config = config.model_copy(update={"keep": 0})
+    fifth = index.build(train_set, "train", vid)
+    assert fifth.dropped == [] and fifth.previous == fourth.table
+    assert _tables(other) == {fourth.table, fifth.table}
+
+
+def test_retention_leaves_other_indexes_and_foreign_tables_alone(
+    registry: tuple[Registry, str], train_set: Path, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+
+    reg, vid = registry
+    path = str(tmp_path / "idx")
+    other = build_index(train_set, "train", vid, reg, IndexConfig(path=path, name="passages-x"))
+    store = open_store(IndexConfig(path=path))
+    store.db.create_table(  # type: ignore[attr-defined]
+        "passages-mine", schema=pa.schema([pa.field("a", pa.int32())]), mode="create"
+    )
+    config = IndexConfig(path=path, keep=1)
+    for _ in range(3):
+        build_index(train_set, "train", vid, reg, config)
+    names = set(open_store(config).tables())
+    assert other.table in names and "passages-mine" in names
+    assert len([t for t in names if re.fullmatch(r"passages-[0-9a-f]{8}-torch-\w{8}", t)]) == 1
+
+
+def test_tables_of_an_older_embedtune_go_only_once_keep_is_filled(
+    registry: tuple[Registry, str], train_set: Path, tmp_path: Path
+) -> None:
+    """Tables built before build records existed have no order: never taken for an
+    interrupted build's, dropped once the recorded chain alone fills ``keep``."""
+    import pyarrow as pa
+
+    reg, vid = registry
+    config = IndexConfig(path=str(tmp_path / "idx"), keep=3)
+    store = open_store(config)
+    legacy = [f"passages-{vid[:8]}-torch-0000000{i}" for i in range(2)]
+    for table in legacy:  # what an older embedtune wrote: the identity only
+        schema = pa.schema(
+            [pa.field("vector", pa.list_(pa.float32(), 8))],
+            metadata={"identity": json.dumps({"version": vid})},
+        )
+        store.db.create_table(table, schema=schema, mode="create")  # type: ignore[attr-defined]
+        assert store.build_record(table) is None
+    store.switch("passages", legacy[1])
+    built = build_index(train_set, "train", vid, reg, config)
+    assert built.previous == legacy[1] and built.dropped == []  # chain: new, legacy[1]
+    again = build_index(train_set, "train", vid, reg, config)
+    assert sorted(again.dropped) == [legacy[0]]  # chain of 3 fills keep 3
+    assert _tables(config) == {legacy[1], built.table, again.table}
+
+
+@pytest.mark.parametrize("backend", ["lancedb", "qdrant"])
+def test_a_failed_build_drops_its_table_and_a_killed_ones_is_removed_next_time(
+    registry: tuple[Registry, str],
+    train_set: Path,
+    tmp_path: Path,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reg, vid = registry
+    config = IndexConfig(backend=backend, path=str(tmp_path / "idx"))  # type: ignore[arg-type]
+    index = Index(config, reg)
+    first = index.build(train_set, "train", vid)
+    store = index.store
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:  # an exception while writing: the table goes
+        patch.setattr(store, "add", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            index.build(train_set, "train", vid)
+    assert _tables(store) == {first.table}
+
+    def killed(*args: object) -> None:
+        raise SystemExit(137)
+
+    with monkeypatch.context() as patch:  # killed between writing and switching
+        patch.setattr("embedtune.index.index._drop_quietly", lambda *a: None)
+        patch.setattr(store, "switch", killed)
+        with pytest.raises(SystemExit):
+            index.build(train_set, "train", vid)
+    (left,) = _tables(store) - {first.table}
+    assert store.target("passages") == first.table
+    caplog.set_level(logging.INFO, logger="embedtune")
+    again = index.build(train_set, "train", vid)
+    lines = [r.getMessage() for r in caplog.records if "interrupted build" in r.getMessage()]
+    assert len(lines) == 1 and left in lines[0]
+    assert left in again.dropped and _tables(store) == {first.table, again.table}
+    assert again.previous == first.table
+
+
+def test_build_shows_one_progress_bar_and_one_info_line(
+    registry: tuple[Registry, str],
+    train_set: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from embedtune import console
+
+    bars: list[tuple[str, object, list[int]]] = []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        bar = console.progress(*args, **kwargs)  # type: ignore[arg-type]
+        steps: list[int] = []
+        update = bar.update
+        bar.update = lambda n=1: (steps.append(n), update(n))[1]
+        bars.append((str(kwargs["desc"]), kwargs.get("total"), steps))
+        return bar
+
+    monkeypatch.setattr("embedtune.index.index.progress", recording)
+    caplog.set_level(logging.INFO, logger="embedtune")
+    reg, vid = registry
+    config = IndexConfig(path=str(tmp_path / "idx"), chunk=50)
+    built = build_index(train_set, "train", vid, reg, config)
+    assert len(bars) == 1
+    desc, total, steps = bars[0]
+    assert desc == "index" and total == built.passages == sum(steps) and len(steps) > 1
+    ours = [r for r in caplog.records if r.name.startswith("embedtune.index")]
+    assert len(ours) == 1 and ours[0].levelno == logging.INFO
+    assert f"passages of {built.documents} documents" in ours[0].getMessage()
+
+
+def test_index_cli_keep(registry: tuple[Registry, str], train_set: Path, tmp_path: Path) -> None:
+    reg, vid = registry
+    args = ["index", str(train_set), "--split", "train", "--version", vid]
+    args += ["--index", str(tmp_path / "idx"), "--registry", str(reg.root), "--keep", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "dropped 1 old table(s)" in second.output
+    assert len(_tables(IndexConfig(path=str(tmp_path / "idx")))) == 1
+    bad = runner.invoke(app, [*args[:-1], "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -105,11 +105,31 @@ def test_rrf_and_weighted_fusion() -> None:
     assert weighted(dense, sparse, 1.0)["q"]["a"] == pytest.approx(1.0)
     assert ranked(weighted(dense, sparse, 0.0)["q"])[0] == "c"
     qrels = {"q": {"c": 1}}
-    weight, curve = choose_weight(dense, sparse, qrels, grid=[0.0, 0.5, 1.0])
-    assert weight == 0.0 and set(curve) == {"0.00", "0.50", "1.00"}
+    weight, curve = choose_weight(dense, sparse, qrels, grid=[0.0, 0.75, 1.0])
+    assert weight == 0.0 and set(curve) == {"0.00", "0.75", "1.00"}  # the unique maximum
 
 
 def test_bm25_matches_query_words_by_stem_and_ignores_empty_documents() -> None:
     index = BM25Index(["a", "b", "c"], ["the cat runs fast", "dogs sleep", ""])
     assert ranked(index.search({"q": "running dog"})["q"]) == ["b", "a"]
     assert index.search({"q": "the and"}) == {"q": {}}
+
+
+def test_a_dev_tie_never_gives_the_dense_model_weight_zero() -> None:
+    # dense and BM25 agree on the one relevant document: every weight scores the same
+    dense = {"q": {"a": 0.9, "b": 0.8}, "r": {"c": 0.7, "a": 0.2}}
+    sparse = {"q": {"a": 5.0, "b": 1.0}, "r": {"c": 4.0, "b": 2.0}}
+    qrels = {"q": {"a": 1}, "r": {"c": 1}}
+    weight, curve = choose_weight(dense, sparse, qrels)
+    assert len(set(curve.values())) == 1
+    assert weight == 0.5  # the middle of the tied range, not 0 (BM25 alone)
+
+
+def test_fusion_ties_go_to_the_middle_of_the_tied_weights_then_toward_dense() -> None:
+    from embedtune.retrieval.fusion import _best_weight
+
+    assert _best_weight({0.0: 0.8, 0.5: 0.7, 1.0: 0.6}) == 0.0  # a unique maximum stays
+    assert _best_weight({0.0: 0.8, 0.25: 0.8, 0.5: 0.8, 0.75: 0.1}) == 0.25
+    assert _best_weight({0.0: 0.8, 0.05: 0.8, 0.1: 0.2}) == 0.05  # equidistant: toward dense
+    assert _best_weight({0.0: 0.8, 0.9: 0.8, 0.5: 0.1}) == 0.9
+    assert _best_weight({0.1: 0.5, 0.2: 0.5 + 1e-12}) == 0.2  # only exact ties count

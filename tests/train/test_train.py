@@ -432,3 +432,24 @@ def test_cached_loss_with_matryoshka_dimensions(tmp_path: Path, train_model_dir:
     result = fine_tune(tmp_path / "m", config, pairs_file=str(pairs))
     assert result.settings.model_dump()["config"]["loss"] == "cached_mnrl"
     assert result.settings.training.model_dump()["steps"] > 0
+
+
+def test_resume_says_from_which_checkpoint_it_continues(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from embedtune.train.checkpoints import COMPLETE
+    from embedtune.train.train import _resume_point
+
+    folder = tmp_path / "checkpoints"
+    for step in (13, 26):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+    (folder / "checkpoint-13" / COMPLETE).write_text("")
+    with caplog.at_level("INFO", logger="embedtune.train.train"):
+        assert _resume_point(folder, resume=False) is None
+        assert not caplog.records
+        assert _resume_point(folder, resume=True) == folder / "checkpoint-13"
+    assert "resuming from step 13 (checkpoint-13)" in caplog.messages
+    caplog.clear()
+    with caplog.at_level("INFO", logger="embedtune.train.train"):
+        assert _resume_point(tmp_path / "none", resume=True) is None
+    assert any("starting from the beginning" in m for m in caplog.messages)

@@ -403,7 +403,9 @@ def train(
     matryoshka: Annotated[str | None, typer.Option(help="comma list of dims, e.g. 384,128")] = None,
     max_steps: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: best available)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu | cuda | cuda:N | mps (default: best available)")
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="continue from the last complete checkpoint")
     ] = False,
@@ -585,6 +587,12 @@ def scan(
             f"redacted ({redaction.mode}) → {output / 'data'}: "
             f"{redaction.dropped_documents} documents, {redaction.dropped_queries} "
             f"queries and {redaction.dropped_qrels} judgments dropped"
+            + (
+                f"; personal ids replaced by pseudonyms: {redaction.pseudonymised_documents} "
+                f"documents, {redaction.pseudonymised_queries} queries"
+                if redaction.pseudonymised_documents or redaction.pseudonymised_queries
+                else ""
+            )
         )
     elif result.found:
         console.print("[yellow]personal data found[/]: rerun with --redact before training on it")
@@ -696,28 +704,35 @@ def registry_add(
     _setup_logging(False)
     if (path / "export.json").is_file():
         export = _run(lambda: _registry(registry).add_export(path, version))
-        console.print(f"export {export.id} of version {export.version}")
+        console.print(f"export {export.id} of version {export.version}", markup=False)
         return
     added = _run(lambda: _registry(registry).add(path, report=report, parent=parent, name=name))
-    console.print(f"version {added.id} ({added.name})")
+    console.print(f"version {added.id} ({added.name})", markup=False, emoji=False)
 
 
 @registry_app.command("list")
 def registry_list(registry: RegistryOption = Path("registry")) -> None:
     """Every version, oldest first, with its tags and nDCG@10 of its eval report."""
+    from rich.text import Text
+
+    def cell(value: object) -> Text:
+        # Read from disk: printed literally (Text: no markup, no emoji codes), one line each.
+        text = str(value)
+        return Text("".join(c if c.isprintable() else ascii(c)[1:-1] for c in text))
+
     versions = _run(_registry(registry).versions)
-    table = Table(title=f"registry {registry}")
+    table = Table(title=cell(f"registry {registry}"))
     for column in ("id", "name", "created", "tags", "base model", "tuned nDCG@10"):
         table.add_column(column)
     for v in versions:
         metrics = v.eval.metrics if v.eval is not None else {}
         best = next((metrics[s] for s in ("tuned-maxp", "tuned") if s in metrics), None)
         table.add_row(
-            v.id,
-            v.name,
-            v.created,
-            ", ".join(v.tags),
-            str((v.lineage.base_model or {}).get("name", "")),
+            cell(v.id),
+            cell(v.name),
+            cell(v.created),
+            cell(", ".join(v.tags)),
+            cell((v.lineage.base_model or {}).get("name", "")),
             f"{best:.4f}" if best is not None else "",
         )
     console.print(table)
@@ -742,7 +757,7 @@ def registry_promote(
 ) -> None:
     """Move a tag to a version (versions themselves never change)."""
     tags = _run(lambda: _registry(registry).promote(version, tag))
-    console.print(f"{tag} → {tags[tag]}")
+    console.print(f"{tag} → {tags[tag]}", markup=False, emoji=False)
 
 
 @registry_app.command("diff")
@@ -772,9 +787,16 @@ def index_command(
         int, typer.Option(help="embed on Ray Data with N workers (the ray extra; 0: in process)")
     ] = 0,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+    keep: Annotated[
+        int,
+        typer.Option(
+            help="tables of this name kept after the switch, the new one included "
+            "(2: the replaced one too, for a rollback by hand; 0: keep all)"
+        ),
+    ] = 2,
 ) -> None:
     """Embed a corpus's passages with a registry version into a new table, then switch the
-    index to it (search never sees a half-built index)."""
+    index to it (search never sees a half-built index) and drop tables beyond --keep."""
     _setup_logging(False)
 
     def build() -> Any:
@@ -789,6 +811,7 @@ def index_command(
                 "encoder": encoder,
                 "ray_workers": ray_workers,
                 "ray_address": ray_address,
+                "keep": keep,
             }
         )
         return Index(config, _registry(registry)).build(data, split, version)
@@ -798,6 +821,7 @@ def index_command(
         f"{built.name} → {built.table}: {built.passages} passages of "
         f"{built.documents} documents, {built.index}"
         + (f" (replaced {built.previous})" if built.previous else "")
+        + (f"; dropped {len(built.dropped)} old table(s)" if built.dropped else "")
     )
 
 
@@ -824,9 +848,10 @@ def search_command(
         from embedtune.index import Index, IndexConfig
 
         config = IndexConfig.model_validate(
-            {"backend": backend, "path": str(index), "url": url, "name": name}
+            {"backend": backend, "path": str(index), "url": url, "name": name, "k": k}
         )
-        return Index(config, _registry(registry)).search(query, k, version=version, encoder=encoder)
+        found = Index(config, _registry(registry))
+        return found.search(query, config.k, version=version, encoder=encoder)
 
     for rank, hit in enumerate(_run(find), start=1):
         console.print(f"{rank:>3}  {hit.score:.4f}  {hit.doc_id}  (passage {hit.passage})")
@@ -895,13 +920,34 @@ def demo(
 DEMO_SIZES = {"test_queries": 200, "test_docs": 600, "train_queries": 500, "train_docs": 500}
 
 
+def _interrupted(argv: list[str]) -> str:
+    """What Ctrl-C prints: for the resumable commands, the command line that resumes."""
+    import shlex
+
+    # the global options before the command are flags, so the first word is the command
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "train":  # continues from its last complete checkpoint
+        kept = [a for a in argv if a not in ("--resume", "--no-resume")]
+        return f"interrupted; resume with: {shlex.join(['embedtune', *kept, '--resume'])}"
+    if command in ("run", "demo"):  # finished stages are skipped
+        same = shlex.join(["embedtune", *argv])
+        return f"interrupted; resume with: {same} (finished stages are skipped)"
+    return "interrupted"
+
+
 def main() -> None:
-    """Entry point that also turns Ctrl-C into a clean exit."""
+    """Entry point that also turns Ctrl-C into one line and exit code 130."""
     try:
         app()
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt:  # outside a command (typer turns one inside into exit 130)
+        code: int | str | None = 130
+    except SystemExit as exc:
+        if exc.code != 130:
+            raise
+        code = exc.code
+    # Plain text, not rich: one line however narrow the terminal.
+    sys.stderr.write(_interrupted(sys.argv[1:]) + "\n")
+    sys.exit(code)
 
 
 __all__ = ["ConfigError", "app", "main"]

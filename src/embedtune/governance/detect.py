@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -51,18 +52,35 @@ _WORD_DATES = (
     rf"\b{_MONTH}\s+(?:[1-9]|0[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?,?\s+\d{{4}}\b",
     rf"\b(?:[1-9]|0[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+{_MONTH},?\s+\d{{4}}\b",
 )
-# Well-known credential formats; `patterns` in the config adds the user's own.
+# "aws_secret_access_key = ", "db_password: ", "AUTH_TOKEN=": a credential's name, then its value
+# (its parts are bounded, so "a.a.a.a..." cannot make it backtrack for ever)
+_ASSIGNED = (
+    r"(?<![a-z0-9])(?:[a-z0-9]{1,30}[_.-]){0,5}(?:api[_-]?key|"
+    r"secret(?:[_-]?(?:access[_-]?)?key)?|(?:access|auth|bearer|refresh|session)?[_-]?token|"
+    r"password|passwd|pwd|passphrase|private[_-]?key|client[_-]?secret)"
+    r"(?:[_.-][a-z0-9]{1,30}){0,3}['\"]?\s*[:=]\s*"
+)
+_PEM_HEADERS = r"(?:[ \t]*\r?\n[ \t]*[A-Za-z-]+:[^\n]*)*"  # Proc-Type:, DEK-Info:
+# Well-known credential formats; `patterns` in the config adds the user's own. presidio
+# compiles them case-insensitively, with "." matching newlines.
 _SECRETS = {
     "aws access key": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
     "github token": r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
     "api key sk-": r"\bsk-[A-Za-z0-9_-]{20,}\b",
+    "stripe key": r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}\b",
     "slack token": r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b",
-    "private key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-    "assigned secret": (
-        r"(?i)\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|password|passwd)"
-        r"\s*[:=]\s*['\"]?[A-Za-z0-9_\-/+=.]{8,}"
+    "jwt": r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+    # the whole block: BEGIN line, base64 body, END line; cut off before its END line (at a
+    # passage boundary), the BEGIN line and every base64 line after it
+    "private key": (
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:.{0,20000}?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        rf"|{_PEM_HEADERS}(?:\s*[A-Za-z0-9+/=]{{16,}})*)"
     ),
+    "assigned secret": rf"(?i){_ASSIGNED}(?:\"[^\"\n]{{4,}}\"|'[^'\n]{{4,}}'|[^\s'\"<>,;]{{8,}})",
 }
+# of an assignment only the value is redacted ("password=[SECRET]"): this is its name
+_ASSIGNMENT = re.compile(rf"(?i){_ASSIGNED}['\"]?")
 DOB_CONTEXT = ("born", "birth", "dob", "d.o.b", "birthday")
 PHONE_CONTEXT = ("phone", "tel", "fax", "call", "mobile", "cell")
 # a written phone number: optional +country, then digit groups split by space, dot, dash or
@@ -71,6 +89,11 @@ _PHONE_SHAPE = re.compile(
     r"\+?(?:\(\d{1,4}\)|\d{1,4})(?:(?:[ .\-]{1,2}|(?<=\))\s?)(?:\(\d{1,4}\)|\d{1,4})){2,5}"
 )
 SSN_CONTEXT = ("ssn", "social security", "ss#", "ssid")
+# With an explicit label, an SSN-shaped value is reported even when presidio calls it invalid
+# (never issued, like 123-45-6789): a missed number costs more than a needless mask.
+SSN_LABELS = ("ssn", "social security", "ss#", "ss no")
+_SSN_SHAPE = r"\b\d{3}([- .]?)\d{2}\1\d{4}\b"
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 
 
 def _email_recognizer() -> Any:
@@ -88,6 +111,17 @@ def _email_recognizer() -> Any:
     return OfflineEmailRecognizer()
 
 
+class _UpperCased:
+    """Runs a recognizer on the ASCII-upper-cased text (same length, same offsets), for
+    formats written either way but matched upper-case only, like IBANs."""
+
+    def __init__(self, recognizer: Any) -> None:
+        self.recognizer = recognizer
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> Any:
+        return self.recognizer.analyze(text.translate(_ASCII_UPPER), entities, nlp_artifacts)
+
+
 def _rules(config: GovernanceConfig) -> list[_Rule]:
     from presidio_analyzer import Pattern, PatternRecognizer
     from presidio_analyzer.predefined_recognizers import (
@@ -99,31 +133,39 @@ def _rules(config: GovernanceConfig) -> list[_Rule]:
         UsSsnRecognizer,
     )
 
-    def make(kind: str) -> _Rule:
+    def make(kind: str) -> list[_Rule]:
         if kind == "email":
-            return _Rule(kind, _email_recognizer(), "EMAIL_ADDRESS")
+            return [_Rule(kind, _email_recognizer(), "EMAIL_ADDRESS")]
         if kind == "phone":  # python-phonenumbers validates the number for each region
             recognizer = PhoneRecognizer(supported_regions=tuple(config.phone_regions))
-            return _Rule(kind, recognizer, "PHONE_NUMBER", min_score=0.4)
+            return [_Rule(kind, recognizer, "PHONE_NUMBER", min_score=0.4)]
         if kind == "ssn":  # the dashed 3-2-4 form alone; bare 9-digit numbers need context
-            return _Rule(kind, UsSsnRecognizer(), "US_SSN", context=SSN_CONTEXT)
+            labelled = PatternRecognizer(
+                supported_entity="LABELLED_SSN", patterns=[Pattern("ssn shape", _SSN_SHAPE, 0.5)]
+            )
+            return [
+                _Rule(kind, UsSsnRecognizer(), "US_SSN", context=SSN_CONTEXT),
+                _Rule(
+                    kind, labelled, "LABELLED_SSN", context=SSN_LABELS, always_needs_context=True
+                ),
+            ]
         if kind == "credit_card":  # Luhn-checked by the recognizer
-            return _Rule(kind, CreditCardRecognizer(), "CREDIT_CARD")
-        if kind == "iban":  # checksum-validated by the recognizer
-            return _Rule(kind, IbanRecognizer(), "IBAN_CODE")
+            return [_Rule(kind, CreditCardRecognizer(), "CREDIT_CARD")]
+        if kind == "iban":  # checksum-validated by the recognizer; lower-case ones too
+            return [_Rule(kind, _UpperCased(IbanRecognizer()), "IBAN_CODE")]
         if kind == "ip":
-            return _Rule(kind, IpRecognizer(), "IP_ADDRESS", min_score=0.6)
+            return [_Rule(kind, IpRecognizer(), "IP_ADDRESS", min_score=0.6)]
         if kind == "dob":  # a date is personal data here only next to born/DOB/birth
             extra = [Pattern(f"word date {i}", p, 0.6) for i, p in enumerate(_WORD_DATES)]
             dates = DateRecognizer(patterns=DateRecognizer.PATTERNS + extra)
-            return _Rule(kind, dates, "DATE_TIME", context=DOB_CONTEXT, always_needs_context=True)
+            return [_Rule(kind, dates, "DATE_TIME", context=DOB_CONTEXT, always_needs_context=True)]
         if kind == "secret":
             patterns = [Pattern(name, regex, 1.0) for name, regex in _SECRETS.items()]
             secrets = PatternRecognizer(supported_entity="SECRET", patterns=patterns)
-            return _Rule(kind, secrets, "SECRET")
+            return [_Rule(kind, secrets, "SECRET")]
         raise ConfigError(f"unknown governance type '{kind}'")
 
-    rules = [make(kind) for kind in config.types]
+    rules = [rule for kind in config.types for rule in make(kind)]
     for custom in config.patterns:
         entity = custom.name.upper()
         pattern = Pattern(custom.name, custom.regex, 1.0)
@@ -158,7 +200,10 @@ class Detector:
         for rule in self.rules:
             for result in rule.recognizer.analyze(text, [rule.entity], nlp_artifacts=None):
                 if self._accept(rule, result, text, lowered):
-                    found.append(Finding(rule.type, result.start, result.end, result.score))
+                    start, end = result.start, result.end
+                    if rule.type == "secret":
+                        start, end = _assigned_value(text, start, end)
+                    found.append(Finding(rule.type, start, end, result.score))
         if self.ner is not None:
             found.extend(self.ner.find(text))
         return _non_overlapping(found)
@@ -222,6 +267,17 @@ class _NerModel:
                     Finding(kind, int(entity["start"]), int(entity["end"]), float(entity["score"]))
                 )
         return out
+
+
+def _assigned_value(text: str, start: int, end: int) -> tuple[int, int]:
+    """The value's span alone when ``text[start:end]`` is an assignment ("token = abc...")."""
+    name = _ASSIGNMENT.match(text, start, end)
+    if name is None or name.end() >= end:
+        return start, end
+    opened = text[name.end() - 1]
+    if opened in "'\"" and text[end - 1] == opened and end - 1 > name.end():
+        end -= 1  # the closing quote stays
+    return name.end(), end
 
 
 def _phone_like(text: str, start: int, end: int) -> bool:

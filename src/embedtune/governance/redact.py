@@ -43,3 +43,22 @@ def redact_text(text: str, findings: list[Finding], mode: str, key: bytes | None
         last = f.end
     out.append(text[last:])
     return "".join(out)
+
+
+PREFIXES = {"doc": "doc-", "query": "query-"}
+
+
+def pseudonym(kind: str, record_id: str, key: bytes | None = None, length: int = 16) -> str:
+    """The stand-in for a personal document or query id: ``doc-<hash>`` or ``query-<hash>``.
+
+    The same id always gets the same pseudonym, so the corpus, queries and judgments still
+    line up. With a key (``hash`` mode) it is an HMAC-SHA256 that cannot be confirmed without
+    the key; without one (``mask`` mode) a plain SHA-256, which hides the id but lets anyone
+    who guesses it confirm the guess.
+    """
+    message = f"{kind}-id:{record_id}".encode()
+    if key is None:
+        digest = hashlib.sha256(message).hexdigest()
+    else:
+        digest = hmac.new(key, message, hashlib.sha256).hexdigest()
+    return PREFIXES[kind] + digest[:length]

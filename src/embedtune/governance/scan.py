@@ -1,6 +1,7 @@
 """``embedtune scan``: find personal data in a BEIR collection, report counts, redact.
 
-The report names types, counts and record ids, never values. With ``redact``, a redacted copy
+The report names types, counts and record ids, never values (an id that is itself personal
+appears as its pseudonym). With ``redact``, a redacted copy
 of the collection is written beside the report; every later stage reads that copy, so pairs,
 models, reports and indexes only ever see redacted text.
 """
@@ -13,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from embedtune.corpus.types import Document, Qrels
 from embedtune.errors import ConfigError, DataError
 from embedtune.governance.config import GovernanceConfig, ScanConfig
 from embedtune.governance.detect import Detector, Finding
-from embedtune.governance.redact import hash_key, redact_text
+from embedtune.governance.redact import hash_key, pseudonym, redact_text
 from embedtune.io import write_json, write_jsonl
 from embedtune.provenance import library_versions
 
@@ -48,15 +50,29 @@ class Collection:
 
 @dataclass
 class Scan:
-    """Findings per record field: ("doc", id, "title"|"text") or ("query", id, "text")."""
+    """Findings per record field: ("doc", id, "id"|"title"|"text") or ("query", id,
+    "id"|"text"), and the stand-in for each id that is itself personal.
+
+    Attributes:
+        aliases: (kind, id) → pseudonym, for each id holding a finding: reports and the
+            redacted copy show the pseudonym, never the id.
+        rows: (kind, id) → the record's position in its file (0-based), for records with
+            findings, so a finding can be found in the original without naming its id.
+    """
 
     findings: dict[tuple[str, str, str], list[Finding]] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)
+    rows: dict[tuple[str, str], int] = field(default_factory=dict)
     scanned_bytes: int = 0
     documents: int = 0
     queries: int = 0
 
     def records(self, kind: str) -> set[str]:
         return {rid for (k, rid, _), found in self.findings.items() if k == kind and found}
+
+    def shown(self, kind: str, rid: str) -> str:
+        """The id as reports and the redacted copy show it: a personal id's pseudonym."""
+        return self.aliases.get((kind, rid), rid)
 
 
 def load_collection(path: str | Path, splits: list[str], skip_bad: bool = False) -> Collection:
@@ -84,16 +100,26 @@ def load_collection(path: str | Path, splits: list[str], skip_bad: bool = False)
     )
 
 
-def scan_collection(collection: Collection, detector: Detector, progress: bool = False) -> Scan:
-    """Run the detector over every document (title and text) and every query."""
+def scan_collection(
+    collection: Collection,
+    detector: Detector,
+    progress: bool = False,
+    key: bytes | None = None,
+) -> Scan:
+    """Run the detector over every document (id, title and text) and every query (id and
+    text); an id holding a finding gets a pseudonym (keyed with ``key``, if given)."""
     scanned = Scan(documents=len(collection.corpus), queries=len(collection.queries))
     records = [
         *(
             ("doc", d.id, name, text)
             for d in collection.corpus.values()
-            for name, text in (("title", d.title), ("text", d.text))
+            for name, text in (("id", d.id), ("title", d.title), ("text", d.text))
         ),
-        *(("query", q, "text", t) for q, t in collection.queries.items()),
+        *(
+            ("query", q, name, text)
+            for q, t in collection.queries.items()
+            for name, text in (("id", q), ("text", t))
+        ),
     ]
     for kind, rid, name, text in show_progress(
         records, desc="scan", unit="field", enabled=progress
@@ -102,17 +128,47 @@ def scan_collection(collection: Collection, detector: Detector, progress: bool =
         found = detector.find(text)
         if found:
             scanned.findings[(kind, rid, name)] = found
+    for kind, ids in (("doc", collection.corpus), ("query", collection.queries)):
+        holders = scanned.records(kind)
+        scanned.rows.update({(kind, rid): i for i, rid in enumerate(ids) if rid in holders})
+        personal = {rid for (k, rid, name) in scanned.findings if k == kind and name == "id"}
+        scanned.aliases.update(
+            {(kind, rid): alias for rid, alias in _pseudonyms(kind, ids, personal, key).items()}
+        )
     return scanned
+
+
+def _pseudonyms(
+    kind: str, ids: Iterable[str], personal: set[str], key: bytes | None
+) -> dict[str, str]:
+    """A pseudonym for each personal id, unlike every other id of its kind."""
+    taken = set(ids) - personal
+    out: dict[str, str] = {}
+    for rid in sorted(personal):
+        alias = pseudonym(kind, rid, key)
+        if alias in taken:  # another id already looks like this: take the whole digest
+            alias = pseudonym(kind, rid, key, length=64)
+        if alias in taken:
+            raise DataError(f"cannot find a pseudonym for a personal {kind} id: rename the id")
+        taken.add(alias)
+        out[rid] = alias
+    return out
 
 
 def summarize(scanned: Scan) -> dict[str, Any]:
     """Counts by type and the records holding each type: no values, only ids."""
     values: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
+    by_field: dict[str, Counter[str]] = {}
     holders: dict[str, dict[str, set[str]]] = {}
-    for (kind, rid, _), found in scanned.findings.items():
+    for (kind, rid, name), found in scanned.findings.items():
         for f in found:
             values[f.type] += 1
-            holders.setdefault(f.type, {"doc": set(), "query": set()})[kind].add(rid)
+            fields[f"{kind}.{name}"] += 1
+            by_field.setdefault(f.type, Counter())[f"{kind}.{name}"] += 1
+            holders.setdefault(f.type, {"doc": set(), "query": set()})[kind].add(
+                scanned.shown(kind, rid)
+            )
     types = {
         t: {
             "values": values[t],
@@ -120,6 +176,7 @@ def summarize(scanned: Scan) -> dict[str, Any]:
             "queries": len(holders[t]["query"]),
             "document_ids": sorted(holders[t]["doc"])[:LISTED],
             "query_ids": sorted(holders[t]["query"])[:LISTED],
+            "fields": dict(sorted(by_field[t].items())),
         }
         for t in sorted(values)
     }
@@ -134,6 +191,7 @@ def summarize(scanned: Scan) -> dict[str, Any]:
         "per_megabyte": round(sum(values.values()) / megabytes, 3) if megabytes else 0.0,
         "documents_with_findings": len(scanned.records("doc")),
         "queries_with_findings": len(scanned.records("query")),
+        "fields": dict(sorted(fields.items())),
         "types": types,
     }
 
@@ -144,7 +202,8 @@ def redact_collection(
     """The redacted corpus, queries and qrels, and what was dropped.
 
     ``drop`` removes a document or query holding any finding, with its judgments; a query
-    left with no judgments is kept (it is simply unjudged) and counted.
+    left with no judgments is kept (it is simply unjudged) and counted. Otherwise a personal
+    id is replaced by its pseudonym everywhere (corpus, queries, judgments).
     """
     key = hash_key(config) if config.mode == "hash" else None
     found = scanned.findings
@@ -155,13 +214,19 @@ def redact_collection(
 
     drop_docs = scanned.records("doc") if config.mode == "drop" else set()
     drop_queries = scanned.records("query") if config.mode == "drop" else set()
+    doc_id = lambda rid: scanned.shown("doc", rid)  # noqa: E731
+    query_id = lambda rid: scanned.shown("query", rid)  # noqa: E731
     documents = [
-        Document(d.id, clean("doc", d.id, "title", d.title), clean("doc", d.id, "text", d.text))
+        Document(
+            doc_id(d.id),
+            clean("doc", d.id, "title", d.title),
+            clean("doc", d.id, "text", d.text),
+        )
         for d in collection.corpus.values()
         if d.id not in drop_docs
     ]
     queries = {
-        q: clean("query", q, "text", t)
+        query_id(q): clean("query", q, "text", t)
         for q, t in collection.queries.items()
         if q not in drop_queries
     }
@@ -170,16 +235,26 @@ def redact_collection(
     for split, judged in collection.qrels.items():
         kept: Qrels = {}
         for q, docs in judged.items():
-            rows = {d: s for d, s in docs.items() if d not in drop_docs and q not in drop_queries}
+            rows = {
+                doc_id(d): s
+                for d, s in docs.items()
+                if d not in drop_docs and q not in drop_queries
+            }
             dropped_qrels += len(docs) - len(rows)
             if rows:
-                kept[q] = rows
+                kept[query_id(q)] = rows
         qrels[split] = kept
     counts = {
         "dropped_documents": len(drop_docs),
         "dropped_queries": len(drop_queries),
         "dropped_qrels": dropped_qrels,
         "redacted_values": sum(len(v) for v in found.values()) if config.mode != "drop" else 0,
+        "pseudonymised_documents": sum(
+            k == "doc" and rid not in drop_docs for k, rid in scanned.aliases
+        ),
+        "pseudonymised_queries": sum(
+            k == "query" and rid not in drop_queries for k, rid in scanned.aliases
+        ),
     }
     return documents, queries, qrels, counts
 
@@ -193,7 +268,10 @@ class TypeFindings:
         documents: Documents holding at least one.
         queries: Queries holding at least one.
         document_ids: Those documents' ids, sorted (the first 1,000).
-        query_ids: Those queries' ids, sorted (the first 1,000).
+        query_ids: Those queries' ids, sorted (the first 1,000); an id that is itself
+            personal appears as its pseudonym, here and in the redacted copy.
+        fields: Values found by field (``doc.id``, ``doc.title``, ``doc.text``, ``query.id``,
+            ``query.text``), the fields with none left out.
     """
 
     values: int
@@ -201,6 +279,7 @@ class TypeFindings:
     queries: int
     document_ids: list[str]
     query_ids: list[str]
+    fields: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,6 +295,8 @@ class Redaction:
         dropped_queries: Queries removed (``drop`` mode).
         dropped_qrels: Judgments removed with them (``drop`` mode).
         redacted_values: Values replaced (``mask`` and ``hash`` modes).
+        pseudonymised_documents: Documents whose personal id was replaced by a pseudonym.
+        pseudonymised_queries: Queries whose personal id was replaced by a pseudonym.
     """
 
     mode: str
@@ -226,6 +307,8 @@ class Redaction:
     dropped_queries: int
     dropped_qrels: int
     redacted_values: int
+    pseudonymised_documents: int = 0
+    pseudonymised_queries: int = 0
 
 
 @dataclass(frozen=True)
@@ -291,9 +374,12 @@ class ScanResult:
 def scan(config: ScanConfig) -> ScanResult:
     """Find personal and regulated data in a BEIR collection; report counts, never values.
 
-    Scans every document (title and text) and every query of ``config.splits``, and writes
-    ``report.json`` (counts and record ids by type) and ``findings.jsonl`` (type, record, field
-    and character offsets of each finding) to ``config.output``. With ``config.redact``, also
+    Scans every document (id, title and text) and every query (id and text) of
+    ``config.splits``, and writes ``report.json`` (counts by type and field, and record ids) and
+    ``findings.jsonl`` (type, record id and row, field and character offsets of each finding)
+    to ``config.output``. An id that is itself personal is shown as a pseudonym (``doc-`` or
+    ``query-`` and a hash: keyed in ``hash`` mode), which also replaces it in the redacted
+    corpus, queries and judgments, so they still line up. With ``config.redact``, also
     writes the redacted collection there as a BEIR folder, ``data/``, for later stages to read.
     The folder is built beside ``output`` and renamed into place: nothing is left half-written
     and nothing is overwritten.
@@ -324,11 +410,11 @@ def scan(config: ScanConfig) -> ScanResult:
     out = Path(config.output)
     if out.exists():
         raise ConfigError(f"{out} already exists; scan results are never overwritten")
-    if config.redact and config.mode == "hash":
-        hash_key(config)  # fail before scanning, not after
+    # a personal id's pseudonym is keyed in hash mode (the key only exists when redacting)
+    key = hash_key(config) if config.redact and config.mode == "hash" else None
     detector = Detector(config)
     collection = load_collection(config.data, config.splits, config.skip_bad)
-    scanned = scan_collection(collection, detector, config.progress)
+    scanned = scan_collection(collection, detector, config.progress, key)
     report: dict[str, Any] = {
         "data": collection.manifest,
         "settings": config.settings(),
@@ -357,7 +443,8 @@ def scan(config: ScanConfig) -> ScanResult:
             (
                 {
                     "record": kind,
-                    "id": rid,
+                    "id": scanned.shown(kind, rid),
+                    "row": scanned.rows[(kind, rid)],
                     "field": name,
                     "type": f.type,
                     "start": f.start,

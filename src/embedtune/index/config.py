@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_K = 10_000
+
 
 class IndexConfig(BaseModel):
     """Where the vectors live and how they are built and searched.
@@ -23,6 +25,14 @@ class IndexConfig(BaseModel):
         ann_min_rows: LanceDB builds an IVF-PQ index from this many rows (below: exact).
         nprobes: IVF partitions searched.
         refine_factor: Re-rank ``k`` × this candidates with the full vectors.
+        k: Documents a search returns (1 to ``MAX_K``), for callers that take it from the
+            config, like ``embedtune search -k``.
+        keep: Tables of this index name kept after a successful rebuild, the new one included:
+            ``2`` keeps the one replaced too, so a bad rebuild can be rolled back by hand
+            (point the LanceDB pointer file / Qdrant alias back at it); ``1`` keeps only the
+            new table; ``0`` drops none. The table the name points at is never dropped, and a
+            table an interrupted build left behind is removed at the next build of the name
+            whatever ``keep`` is.
 
     Example:
         >>> IndexConfig(path="runs/index", encoder="int8")
@@ -46,3 +56,11 @@ class IndexConfig(BaseModel):
     ann_min_rows: int = Field(default=2048, ge=256)
     nprobes: int = Field(default=32, ge=1)
     refine_factor: int = Field(default=10, ge=1, description="re-rank k × this with full vectors")
+    # documents a search returns: at least one, and few enough that k × refine_factor
+    # candidates stay a small read
+    k: int = Field(default=10, ge=1, le=MAX_K, description="documents a search returns")
+    keep: int = Field(
+        default=2,
+        ge=0,
+        description="tables of this name kept after a rebuild, the new one included (0: all)",
+    )

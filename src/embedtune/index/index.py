@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from embedtune.console import progress
 from embedtune.corpus.config import PassageConfig
 from embedtune.errors import ConfigError
-from embedtune.index.config import IndexConfig
+from embedtune.index.config import MAX_K, IndexConfig
 from embedtune.index.store import LanceStore, QdrantStore, VectorStore
 from embedtune.model_folder import passages_of
 from embedtune.registry.registry import Registry
@@ -73,7 +75,8 @@ class IndexBuildResult(BaseModel):
     Attributes:
         name: The index name (LanceDB pointer / Qdrant alias) searches use.
         table: The new table (collection) the name now points at.
-        previous: The table it pointed at before (None: a new index); left in place.
+        previous: The table it pointed at before (None: a new index); kept while
+            ``IndexConfig.keep`` is 0 or at least 2.
         identity: Model version, encoder variant, pooling, prompts and passages of the vectors.
         documents: Documents indexed.
         passages: Passages embedded (one row each).
@@ -81,6 +84,8 @@ class IndexBuildResult(BaseModel):
         rows: Rows in the table.
         partitions: IVF partitions (LanceDB IVF-PQ only).
         sub_vectors: PQ sub-vectors (LanceDB IVF-PQ only).
+        dropped: Tables of this index name the build removed: those beyond
+            ``IndexConfig.keep`` and those an interrupted build left behind.
 
     Example:
         >>> built = Index(IndexConfig(path="runs/index"), Registry("registry")).build(
@@ -99,6 +104,7 @@ class IndexBuildResult(BaseModel):
     rows: int
     partitions: int | None = None
     sub_vectors: int | None = None
+    dropped: list[str] = Field(default_factory=list)
 
 
 class SearchHit(BaseModel):
@@ -148,7 +154,7 @@ def load_encoder(registry: Registry, version: str, variant: str) -> tuple[Any, I
         ConfigError: No such version, or it has no export of that variant.
     """
     record = registry.show(version)
-    model_dir = Path(record.path)
+    model_dir = Path(registry.verified_path(record.id))  # re-hashed: changed files refused
     passages = passages_of(model_dir) or PassageConfig()
     if variant == "torch":
         from embedtune.models import load_model, resolve_model
@@ -235,7 +241,11 @@ class Index:
         self, data: str | os.PathLike[str], split: str | None, version: str
     ) -> IndexBuildResult:
         """Embed the passages of ``data``'s corpus with ``version`` into a new table, then point
-        the index's name at it (the previous table stays, unused).
+        the index's name at it.
+
+        Tables of the name beyond ``IndexConfig.keep`` are then dropped (never the one the name
+        points at). Tables an interrupted build left behind (never switched to) are removed
+        before the new one is built, and a build that fails drops its own table.
 
         Args:
             data: BEIR folder (or a parent holding ``<split>/``) whose corpus to index.
@@ -243,7 +253,8 @@ class Index:
             version: Registry version (id, prefix or tag) whose model embeds the passages.
 
         Returns:
-            The new table, the one it replaced, the identity of its vectors and its size.
+            The new table, the one it replaced, the tables dropped, the identity of its
+            vectors and its size.
 
         Raises:
             ConfigError: No such version or export, or Ray asked for an ONNX encoder.
@@ -259,6 +270,8 @@ class Index:
         from embedtune.corpus.passages import split_passages
 
         config = self.config
+        if config.ray_workers and config.encoder != "torch":
+            raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
         encoder, identity = load_encoder(self.registry, version, config.encoder)
         dataset = load_beir(os.fspath(data), split)
         docs = list(dataset.corpus.values())
@@ -266,14 +279,52 @@ class Index:
             docs, _tokenizer(self.registry, identity.version), identity.passages
         )
         store = self.store
+        previous = store.target(config.name)
+        stale = _drop_interrupted(store, config.name, previous)
         table = f"{config.name}-{identity.version[:8]}-{config.encoder}-{uuid.uuid4().hex[:8]}"
-        store.create(table, identity.dimension, identity.model_dump())
+        store.create(table, identity.dimension, identity.model_dump(), previous=previous)
+        try:
+            built = self._fill(store, table, encoder, identity, docs, passages)
+        except BaseException:  # Ctrl-C too: a table nobody will switch to is only clutter
+            _drop_quietly(store, table)
+            raise
+        store.switch(config.name, table)  # only now does search see the new vectors
+        old = _drop_beyond(store, config.name, table, config.keep)
+        logger.info(
+            "index %s → %s: %d passages of %d documents, %s%s",
+            config.name,
+            table,
+            len(passages),
+            len(docs),
+            built["index"],
+            f"; dropped {len(old)} old table(s) (keep {config.keep})" if old else "",
+        )
+        return IndexBuildResult(
+            name=config.name,
+            table=table,
+            previous=previous,
+            identity=identity,
+            documents=len(docs),
+            passages=len(passages),
+            dropped=stale + old,
+            **built,
+        )
+
+    def _fill(
+        self,
+        store: VectorStore,
+        table: str,
+        encoder: Any,
+        identity: IndexIdentity,
+        docs: list[Any],
+        passages: Any,
+    ) -> dict[str, Any]:
+        """Embed and write every passage into ``table`` (one progress bar), then index it."""
+        config = self.config
         prompt = identity.prompts.get("document") or None
         doc_index = np.repeat(np.arange(len(docs)), np.diff(passages.bounds))
         on_ray = None
         if config.ray_workers:
-            if config.encoder != "torch":
-                raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
             from embedtune.index.ray_embed import embed_with_ray
 
             on_ray = embed_with_ray(
@@ -284,37 +335,33 @@ class Index:
                 workers=config.ray_workers,
                 address=config.ray_address,
             )
-        for start in range(0, len(passages), config.chunk):
-            texts = passages.texts[start : start + config.chunk]
-            vectors = (
-                on_ray[start : start + len(texts)]
-                if on_ray is not None
-                else encoder.encode(
-                    texts, batch_size=config.batch_size, prompt=prompt, show_progress_bar=False
+        bar = progress(total=len(passages), desc="index", unit="psg")
+        try:
+            for start in range(0, len(passages), config.chunk):
+                texts = passages.texts[start : start + config.chunk]
+                vectors = (
+                    on_ray[start : start + len(texts)]
+                    if on_ray is not None
+                    else encoder.encode(
+                        texts,
+                        batch_size=config.batch_size,
+                        prompt=prompt,
+                        show_progress_bar=False,
+                    )
                 )
-            )
-            payloads = [
-                {
-                    "doc_id": docs[int(doc_index[i])].id,
-                    "passage": int(i - passages.bounds[int(doc_index[i])]),
-                    "text_sha256": hashlib.sha256(texts[i - start].encode()).hexdigest(),
-                }
-                for i in range(start, start + len(texts))
-            ]
-            store.add(table, np.asarray(vectors, dtype=np.float32), payloads)
-        built = store.finish(table)
-        previous = store.current(config.name)
-        store.switch(config.name, table)  # only now does search see the new vectors
-        logger.info("index %s → %s (%s rows)", config.name, table, built["rows"])
-        return IndexBuildResult(
-            name=config.name,
-            table=table,
-            previous=previous[0] if previous else None,
-            identity=identity,
-            documents=len(docs),
-            passages=len(passages),
-            **built,
-        )
+                payloads = [
+                    {
+                        "doc_id": docs[int(doc_index[i])].id,
+                        "passage": int(i - passages.bounds[int(doc_index[i])]),
+                        "text_sha256": hashlib.sha256(texts[i - start].encode()).hexdigest(),
+                    }
+                    for i in range(start, start + len(texts))
+                ]
+                store.add(table, np.asarray(vectors, dtype=np.float32), payloads)
+                bar.update(len(texts))
+        finally:
+            bar.close()
+        return store.finish(table)
 
     def search(
         self,
@@ -348,6 +395,8 @@ class Index:
             >>> index.search("convertible notes", k=1, version="production")
             [SearchHit(doc_id='d5', passage=0, score=0.8123)]
         """
+        if not 1 <= k <= MAX_K:
+            raise ConfigError(f"k {k}: give a number of documents from 1 to {MAX_K}")
         config = self.config
         store = self.store
         current = store.current(config.name)
@@ -385,6 +434,72 @@ class Index:
             fetch = min(rows, fetch * 4)
         ranked = sorted(best.values(), key=lambda h: (-h["score"], h["doc_id"]))[:k]
         return [SearchHit.model_validate(h) for h in ranked]
+
+
+def _build_tables(store: VectorStore, name: str) -> list[str]:
+    """The tables :meth:`Index.build` made for index ``name`` (``<name>-<version>-<encoder>-<id>``;
+    a name may hold ``-``, but the fixed tail keeps two names' tables apart)."""
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{8}}-(torch|fp32|int8)-[0-9a-f]{{8}}")
+    return sorted(t for t in store.tables() if pattern.fullmatch(t))
+
+
+def _switched_chain(store: VectorStore, head: str | None, existing: set[str]) -> list[str]:
+    """``head`` and, newest first, the tables the name pointed at before it, followed through
+    each table's build record until a table without one (built by an older embedtune) or one
+    already dropped."""
+    chain: list[str] = []
+    table = head
+    while table is not None and table in existing and table not in chain:
+        chain.append(table)
+        record = store.build_record(table)
+        table = record.get("previous") if record else None
+    return chain
+
+
+def _drop_interrupted(store: VectorStore, name: str, current: str | None) -> list[str]:
+    """Drop the tables of ``name`` that were never switched to: they carry a build record but
+    are neither the current table nor one it replaced (a build that was killed, or failed
+    before it could drop its own table). Tables without a record are left to retention."""
+    ours = _build_tables(store, name)
+    switched = set(_switched_chain(store, current, set(ours)))
+    stale = [t for t in ours if t not in switched and store.build_record(t) is not None]
+    for table in stale:
+        store.drop(table)
+    if stale:
+        logger.info(
+            "removed %d table(s) of index %s an interrupted build left behind: %s",
+            len(stale),
+            name,
+            ", ".join(stale),
+        )
+    return stale
+
+
+def _drop_beyond(store: VectorStore, name: str, current: str, keep: int) -> list[str]:
+    """After a switch to ``current``, drop the tables of ``name`` beyond the ``keep`` newest it
+    was switched to (0: none). Tables without a build record are older than every table with
+    one, so they go only once the record chain alone holds ``keep`` tables."""
+    if keep == 0:
+        return []
+    ours = _build_tables(store, name)
+    chain = _switched_chain(store, current, set(ours))
+    kept = set(chain[:keep]) | {current}
+    beyond = [
+        t
+        for t in ours
+        if t not in kept and (len(chain) >= keep or store.build_record(t) is not None)
+    ]
+    for table in beyond:
+        store.drop(table)
+    return beyond
+
+
+def _drop_quietly(store: VectorStore, table: str) -> None:
+    try:
+        store.drop(table)
+        logger.info("build interrupted: dropped its half-built table %s", table)
+    except Exception:  # the build's own error is the one to report
+        logger.warning("could not drop the half-built table %s", table, exc_info=True)
 
 
 def build_index(

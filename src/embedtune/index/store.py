@@ -3,7 +3,10 @@
 A *table* is one immutable build; an *alias* names the build searches use. A rebuild writes a
 new table beside the old one and then moves the alias in one step (a Qdrant alias operation,
 or LanceDB's pointer file replaced by rename), so search never sees a half-built index. Each
-table carries its identity (model version, encoder variant, pooling, prompts, passages).
+table carries its identity (model version, encoder variant, pooling, prompts, passages) and,
+beside it, its build record: the table the alias pointed at when it was built, so the chain of
+tables an alias was switched to can be followed back (retention keeps the last few, and a table
+outside the chain is an interrupted build's). Tables built before that record existed have none.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from embedtune.io import write_json
 
 
 class VectorStore(Protocol):
-    def create(self, table: str, dim: int, identity: dict[str, Any]) -> None: ...
+    def create(
+        self, table: str, dim: int, identity: dict[str, Any], *, previous: str | None = None
+    ) -> None: ...
     def add(self, table: str, vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None: ...
     def finish(self, table: str) -> dict[str, Any]: ...
     def switch(self, alias: str, table: str) -> None: ...
     def current(self, alias: str) -> tuple[str, dict[str, Any]] | None: ...
     def search(self, table: str, vector: np.ndarray, k: int) -> list[dict[str, Any]]: ...
     def count(self, table: str) -> int: ...
+    def tables(self) -> list[str]: ...
+    def drop(self, table: str) -> None: ...
+    def target(self, alias: str) -> str | None: ...
+    def build_record(self, table: str) -> dict[str, Any] | None: ...
+
+
+def _build_meta(previous: str | None) -> str:
+    return json.dumps({"previous": previous}, sort_keys=True)
 
 
 class LanceStore:
@@ -40,7 +53,9 @@ class LanceStore:
         self.db = lancedb.connect(str(self.path))
         self.ann_min_rows, self.nprobes, self.refine = ann_min_rows, nprobes, refine
 
-    def create(self, table: str, dim: int, identity: dict[str, Any]) -> None:
+    def create(
+        self, table: str, dim: int, identity: dict[str, Any], *, previous: str | None = None
+    ) -> None:
         import pyarrow as pa
 
         schema = pa.schema(
@@ -50,7 +65,10 @@ class LanceStore:
                 pa.field("passage", pa.int32()),
                 pa.field("text_sha256", pa.string()),
             ],
-            metadata={"identity": json.dumps(identity, sort_keys=True)},
+            metadata={
+                "identity": json.dumps(identity, sort_keys=True),
+                "build": _build_meta(previous),
+            },
         )
         self.db.create_table(table, schema=schema, mode="create")
 
@@ -99,10 +117,9 @@ class LanceStore:
         write_json(self._pointer(alias), {"table": table})  # temp file + rename: atomic
 
     def current(self, alias: str) -> tuple[str, dict[str, Any]] | None:
-        pointer = self._pointer(alias)
-        if not pointer.is_file():
+        table = self.target(alias)
+        if table is None:
             return None
-        table = json.loads(pointer.read_text(encoding="utf-8"))["table"]
         meta = self.db.open_table(table).schema.metadata or {}
         return table, json.loads(meta[b"identity"])
 
@@ -122,6 +139,29 @@ class LanceStore:
     def count(self, table: str) -> int:
         return int(self.db.open_table(table).count_rows())
 
+    def tables(self) -> list[str]:
+        names: list[str] = []
+        token: str | None = None
+        while True:  # list_tables pages its answer
+            page = self.db.list_tables(page_token=token)
+            names.extend(page.tables)
+            token = page.page_token
+            if not token or not page.tables:
+                return names
+
+    def drop(self, table: str) -> None:
+        self.db.drop_table(table)
+
+    def target(self, alias: str) -> str | None:
+        pointer = self._pointer(alias)
+        if not pointer.is_file():
+            return None
+        return str(json.loads(pointer.read_text(encoding="utf-8"))["table"])
+
+    def build_record(self, table: str) -> dict[str, Any] | None:
+        meta = self.db.open_table(table).schema.metadata or {}
+        return json.loads(meta[b"build"]) if b"build" in meta else None
+
 
 class QdrantStore:
     """Qdrant: a server or cluster with ``url``, else qdrant-client's local mode in a folder
@@ -132,13 +172,18 @@ class QdrantStore:
 
         self.client = QdrantClient(url=url) if url else QdrantClient(path=str(path))
 
-    def create(self, table: str, dim: int, identity: dict[str, Any]) -> None:
+    def create(
+        self, table: str, dim: int, identity: dict[str, Any], *, previous: str | None = None
+    ) -> None:
         from qdrant_client import models
 
         self.client.create_collection(
             table,
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-            metadata={"identity": json.dumps(identity, sort_keys=True)},
+            metadata={
+                "identity": json.dumps(identity, sort_keys=True),
+                "build": _build_meta(previous),
+            },
         )
 
     def add(self, table: str, vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
@@ -190,3 +235,19 @@ class QdrantStore:
 
     def count(self, table: str) -> int:
         return int(self.client.count(table, exact=True).count)
+
+    def tables(self) -> list[str]:
+        return [c.name for c in self.client.get_collections().collections]
+
+    def drop(self, table: str) -> None:
+        self.client.delete_collection(table)
+
+    def target(self, alias: str) -> str | None:
+        for a in self.client.get_aliases().aliases:
+            if a.alias_name == alias:
+                return str(a.collection_name)
+        return None
+
+    def build_record(self, table: str) -> dict[str, Any] | None:
+        meta = self.client.get_collection(table).config.metadata or {}
+        return json.loads(meta["build"]) if "build" in meta else None

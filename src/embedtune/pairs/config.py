@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from embedtune.corpus.config import PassageConfig
+from embedtune.models import check_device
 
 
 class NegativesConfig(BaseModel):
@@ -184,6 +185,12 @@ class BuildPairsConfig(BaseModel):
     doc_prompt: str = ""
     max_seq_length: int | None = None
     device: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_available(cls, value: str | None) -> str | None:
+        return check_device(value)
+
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     weak: WeakConfig = Field(default_factory=WeakConfig)
     dev_fraction: float = Field(default=0.15, ge=0.05, le=0.5)

@@ -12,6 +12,11 @@ A version's id is the start of its content hash: weights, tokenizer and module c
 the model card or the settings record (which carry dates and timings). Adding the same content twice
 returns the existing version. Everything is built in a temporary folder and renamed into place,
 so a crash never leaves half a version.
+
+Nothing read is trusted: names and tags follow one grammar (:data:`NAME_PATTERN`; a tag is never
+all hex digits, so it cannot pass for an id or an id prefix), a model folder holding links is
+refused, a report must be an eval report, and :meth:`Registry.verified_path` re-hashes a
+version's files before they are loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -39,13 +45,21 @@ from embedtune.registry.records import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ID_LENGTH", "Registry"]
+__all__ = ["ID_LENGTH", "NAME_PATTERN", "Registry"]
 
 ID_LENGTH = 12
 # What identifies a model's behaviour: everything but the card and embedtune's run record.
 NOT_CONTENT = ("README.md", SETTINGS_FILE)
 EXPORT_RECORD = "export-record.json"
 EXPORT_META = "export.json"  # written by the export stage (which the registry must not import)
+# A version name or a tag: nothing a terminal or rich markup would interpret, nothing that spans
+# lines or paths. A tag is, besides, never all hex digits: it could pass for an id prefix.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_NAME = re.compile(NAME_PATTERN)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_GRAMMAR = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# Model folders verified in this process: resolved folder → (expected hash, file signature).
+_VERIFIED: dict[str, tuple[str, tuple[tuple[str, int, int, int, int], ...]]] = {}
 
 
 def _lock(root: Path) -> Any:
@@ -57,6 +71,89 @@ def _lock(root: Path) -> Any:
 
 def _read(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{name!r} cannot be a version name: use {_GRAMMAR}")
+    return name
+
+
+def _default_name(folder: Path) -> str:
+    """A folder's name made to fit the grammar (``fin [v2]`` → ``fin-v2``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-._")[:64]
+    return name if _NAME.fullmatch(name) else "model"
+
+
+def _check_tag(tag: str) -> None:
+    if not _NAME.fullmatch(tag) or _HEX.fullmatch(tag):
+        raise ConfigError(
+            f"{tag!r} cannot be a tag: use {_GRAMMAR}, not all hex digits (that could pass "
+            "for a version id), e.g. staging or production"
+        )
+
+
+def _refuse_links(folder: Path) -> None:
+    """A link inside a model folder would be followed on copy (a link to /etc was): refuse."""
+    for parent, dirs, files in os.walk(folder):
+        for entry in sorted(dirs + files):
+            if os.path.islink(os.path.join(parent, entry)):
+                link = Path(parent, entry)
+                raise DataError(
+                    f"the model folder holds a link ({link.relative_to(folder).as_posix()} → "
+                    f"{os.readlink(link)!r}); links are refused",
+                    path=link,
+                    hint="copy the folder without links (cp -rL) and add the copy",
+                )
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """An eval report as :func:`embedtune.evaluate.evaluate` writes it, or one clear error."""
+    raw = path.read_bytes()  # OSError (missing, unreadable) is reported by the caller
+    try:
+        report = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        report = None
+    systems = report.get("systems") if isinstance(report, dict) else None
+    valid = (
+        isinstance(report, dict)
+        and isinstance(report.get("data"), dict)
+        and isinstance(systems, dict)
+        and bool(systems)
+        and all(
+            isinstance(metrics, dict)
+            and bool(metrics)
+            and all(
+                v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+                for v in metrics.values()
+            )
+            for metrics in systems.values()
+        )
+    )
+    if not valid:
+        raise DataError(
+            "not an embedtune eval report (a JSON object with 'systems' → metrics and 'data', "
+            "as `embedtune eval` writes report.json)",
+            path=path,
+        )
+    return dict(report)
+
+
+def _fresh_sha256(folder: Path, exclude: tuple[str, ...]) -> str:
+    """:func:`~embedtune.models.folder_sha256` without its per-process cache: what the bytes
+    on disk hash to now (a folder rewritten since the last call must not hash as before)."""
+    return folder_sha256.__wrapped__(str(folder), exclude)
+
+
+def _signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    """Every file's path, size, times and inode: cheap, and changes when a file is rewritten."""
+    out = []
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(parent, name))
+            rel = os.path.relpath(os.path.join(parent, name), folder)
+            out.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(sorted(out))
 
 
 def _now() -> str:
@@ -100,9 +197,24 @@ class Registry:
 
         Returns:
             Tag → version id (empty for a registry without tags).
+
+        Raises:
+            ConfigError: There is no registry folder at ``root``.
+            DataError: ``tags.json`` is not a mapping of tag → id.
         """
+        self._existing()
         path = self.root / "tags.json"
-        return _read(path) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            tags = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            tags = None
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise DataError("not a registry's tags file (a JSON object of tag → id)", path=path)
+        return dict(tags)
 
     def versions(self) -> list[VersionRecord]:
         """Every version, oldest first, with its tags, exports and model folder.
@@ -110,19 +222,25 @@ class Registry:
         Returns:
             One record per version, ordered by creation time (then id).
 
+        Raises:
+            ConfigError: There is no registry folder at ``root`` (or it is a file).
+
         Example:
             >>> [(v.id, v.name, v.tags) for v in Registry("registry").versions()]
             [('3f9c0e1a2b4d', 'fin-v1', ['production']), ('77ab01c9e2f3', 'fin-v2', [])]
         """
+        tags = self.tags()
         folder = self.root / "versions"
         if not folder.is_dir():
             return []
-        tags = self.tags()
-        records = [self._record(p.name, tags) for p in folder.iterdir()]
+        records = [self._record(p.name, tags) for p in folder.iterdir() if p.is_dir()]
         return sorted(records, key=lambda r: (r.created, r.id))
 
     def resolve(self, name: str) -> str:
         """The version id that ``name`` stands for.
+
+        Ids are looked up before tags: a tag never shadows an id or an id prefix (tags cannot
+        be all hex digits, and one in a tags file written otherwise loses to the ids).
 
         Args:
             name: A version id, a unique prefix of one, or a tag.
@@ -131,24 +249,25 @@ class Registry:
             The full version id.
 
         Raises:
-            ConfigError: No version or tag matches, or the prefix matches several versions.
+            ConfigError: No version or tag matches, the prefix matches several versions, or
+                there is no registry at ``root``.
 
         Example:
             >>> Registry("registry").resolve("production")
             '3f9c0e1a2b4d'
         """
         tags = self.tags()
-        if name in tags:
-            return tags[name]
         ids = [r.id for r in self._stored_versions()]
-        matches = [i for i in ids if i.startswith(name)]
+        matches = [i for i in ids if name and i.startswith(name)]
         if len(matches) == 1:
             return matches[0]
-        if not matches:
-            raise ConfigError(
-                f"no version or tag '{name}' in {self.root}: see `embedtune registry list`"
-            )
-        raise ConfigError(f"'{name}' matches several versions: {', '.join(matches)}")
+        if len(matches) > 1:
+            raise ConfigError(f"'{name}' matches several versions: {', '.join(matches)}")
+        if name in tags:
+            return tags[name]
+        raise ConfigError(
+            f"no version or tag {name!r} in {self.root}: see `embedtune registry list`"
+        )
 
     def show(self, name: str) -> VersionRecord:
         """A version's full record: lineage, dev and eval summaries, tags, exports, path.
@@ -170,8 +289,57 @@ class Registry:
         return self._record(self.resolve(name), self.tags())
 
     def model_path(self, name: str) -> Path:
-        """The model folder of the version ``name`` stands for (id, prefix or tag)."""
+        """The model folder of the version ``name`` stands for (id, prefix or tag), unchecked:
+        load a model from :meth:`verified_path`."""
         return self.root / "versions" / self.resolve(name) / "model"
+
+    def verified_path(self, name: str) -> Path:
+        """The model folder of a version, after checking that its files still hash to what was
+        recorded when it was added (every file but the card, settings record included).
+
+        Cost: the first call per version per process reads and hashes the whole folder with
+        sha256, roughly 1 s per GB: the default all-MiniLM-L6-v2 folder (92 MB, 14 entries)
+        took 0.07-0.15 s (page cache warm, 2 busy shared cores; a cold disk adds its read
+        time). Later calls only ``stat`` the files (under 1 ms) and hash again when a file's
+        size, times or inode changed, or a file was added or removed.
+
+        Args:
+            name: A version id, a unique prefix of one, or a tag.
+
+        Returns:
+            The version's model folder inside the registry.
+
+        Raises:
+            ConfigError: ``name`` matches no version (or several).
+            DataError: The folder's files changed after the version was added, or it holds
+                a link.
+
+        Example:
+            >>> Registry("registry").verified_path("production")
+            PosixPath('registry/versions/3f9c0e1a2b4d/model')
+        """
+        record = self.show(name)
+        folder = Path(record.path)
+        _refuse_links(folder)
+        # model_sha256 covers the settings record too (passages, prompts); records written
+        # before it existed have only the content hash.
+        exclude: tuple[str, ...] = ("README.md",) if record.model_sha256 else NOT_CONTENT
+        expected = record.model_sha256 or record.content_sha256
+        key, signature = str(folder.resolve()), _signature(folder)
+        if _VERIFIED.get(key) == (expected, signature):
+            return folder
+        actual = _fresh_sha256(folder, exclude)
+        if actual != expected:
+            _VERIFIED.pop(key, None)
+            raise DataError(
+                f"version {record.id}'s model folder does not match its hash (recorded "
+                f"{expected[:ID_LENGTH]}, now {actual[:ID_LENGTH]}): its files changed after "
+                "it was added",
+                path=folder,
+                hint="add the model again from its source folder",
+            )
+        _VERIFIED[key] = (expected, signature)
+        return folder
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -196,34 +364,44 @@ class Registry:
             The new version's record, or the existing one's when the content is already here.
 
         Raises:
-            DataError: ``model`` is not a model folder, or its settings record is malformed.
-            ConfigError: ``parent`` matches no version.
+            DataError: ``model`` is not a model folder, holds a link, its settings record
+                is malformed, or ``report`` is not an eval report.
+            ConfigError: ``name`` does not fit the grammar (:data:`NAME_PATTERN`), ``parent``
+                matches no version, or ``root`` is a file.
 
         Example:
             >>> Registry("registry").add("runs/fin/model", name="fin-v1").id
             '3f9c0e1a2b4d'
         """
+        # Everything that can be refused is checked before the registry folder is created.
+        if name is not None:
+            _check_name(name)
+        if self.root.exists() and not self.root.is_dir():
+            self._existing()
         source = Path(model)
         if not (source / "modules.json").is_file():
             raise DataError(
                 "not a sentence-transformers model folder (no modules.json)", path=source
             )
-        content = folder_sha256(str(source.resolve()), NOT_CONTENT)
+        source = source.resolve()
+        _refuse_links(source)
+        loaded = None if report is None else _read_report(Path(report))
+        parent_id = self.resolve(parent) if parent else None  # versions are never removed
+        content = _fresh_sha256(source, NOT_CONTENT)
         vid = content[:ID_LENGTH]
         with _lock(self.root):
             target = self.root / "versions" / vid
             if target.is_dir():
                 logger.info("version %s already holds this content; nothing added", vid)
                 return self.show(vid)
-            parent_id = self.resolve(parent) if parent else None
             stored = read_settings(source)
             settings = {} if stored is None else stored.model_dump(mode="json")
             record = VersionRecord(
                 id=vid,
                 content_sha256=content,
                 # the hash exports record as their source (all files but the card)
-                model_sha256=folder_sha256(str(source.resolve())),
-                name=name or source.resolve().name,
+                model_sha256=_fresh_sha256(source, ("README.md",)),
+                name=name or _default_name(source),
                 created=_now(),
                 lineage=Lineage(
                     base_model=settings.get("base_model"),
@@ -238,9 +416,15 @@ class Registry:
             )
             staging = self._staging()
             try:
-                shutil.copytree(source, staging / "model", ignore=shutil.ignore_patterns(".*"))
-                if report is not None:
-                    loaded = _read(Path(report))
+                # symlinks=True: a link made after the check above is copied as a link (and
+                # refused by verified_path), never followed
+                shutil.copytree(
+                    source,
+                    staging / "model",
+                    symlinks=True,
+                    ignore=shutil.ignore_patterns(".*"),
+                )
+                if report is not None and loaded is not None:
                     shutil.copyfile(report, staging / "report.json")
                     record.eval = _eval_summary(loaded)
                 write_json(staging / "version.json", record.stored())
@@ -287,6 +471,13 @@ class Registry:
                 f"{folder}: its int8 model failed the parity check (nDCG@10 drop "
                 f"{int8.get('ndcg_drop')}); re-export, or export without onnx-int8"
             )
+        if not self.root.is_dir():
+            if version is None and not self.root.exists():
+                raise ConfigError(
+                    f"no registry at {self.root}: no version holds the model this export was "
+                    "made from; add the model first"
+                )
+            self._existing()
         with _lock(self.root):
             vid = self.resolve(version) if version else self._version_of(meta)
             eid = sha256_file(meta_file)[:ID_LENGTH]
@@ -315,20 +506,22 @@ class Registry:
 
         Args:
             name: The version (id, prefix or tag).
-            tag: A name like ``staging`` or ``production`` (not a version id, no ``/``).
+            tag: A name like ``staging`` or ``production``: it fits :data:`NAME_PATTERN` and
+                is not all hex digits (which could pass for a version id or prefix).
 
         Returns:
             Every tag → version id, after the move.
 
         Raises:
-            ConfigError: ``tag`` cannot be a tag, or ``name`` matches no version.
+            ConfigError: ``tag`` cannot be a tag, ``name`` matches no version, or there is no
+                registry at ``root`` (none is created).
 
         Example:
             >>> Registry("registry").promote("staging", "production")
             {'staging': '77ab01c9e2f3', 'production': '77ab01c9e2f3'}
         """
-        if not tag or tag in {r.id for r in self._stored_versions()} or "/" in tag:
-            raise ConfigError(f"'{tag}' cannot be a tag: use a name like staging or production")
+        _check_tag(tag)
+        self._existing()
         with _lock(self.root):
             tags = self.tags()
             tags[tag] = self.resolve(name)
@@ -369,12 +562,24 @@ class Registry:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    def _existing(self) -> None:
+        """Refuse a registry path that is missing or not a folder (reading creates nothing)."""
+        if self.root.is_dir():
+            return
+        if self.root.exists():
+            raise ConfigError(f"{self.root} is not a registry folder (it is a file)")
+        raise ConfigError(f"no registry at {self.root}")
+
     def _stored_versions(self) -> list[VersionRecord]:
         """Every version's ``version.json`` alone (no tags, exports or path looked up)."""
         folder = self.root / "versions"
         if not folder.is_dir():
             return []
-        return [VersionRecord.model_validate(_read(p / "version.json")) for p in folder.iterdir()]
+        return [
+            VersionRecord.model_validate(_read(p / "version.json"))
+            for p in folder.iterdir()
+            if p.is_dir()
+        ]
 
     def _record(self, vid: str, tags: dict[str, str]) -> VersionRecord:
         folder = self.root / "versions" / vid

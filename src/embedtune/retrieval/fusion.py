@@ -62,15 +62,32 @@ def choose_weight(
 ) -> tuple[float, dict[str, float]]:
     """The weight maximising ``metric`` on tuning (train/dev) queries; never pass test qrels.
 
-    Returns the weight and the metric at every grid point; ties go to the smaller weight.
+    Returns the weight and the metric at every grid point; exact ties go to the middle of
+    the tied weights (see :func:`_best_weight`).
     """
     points = list(grid) if grid is not None else [i / 20 for i in range(21)]
     curve = {
         f"{w:.2f}": mean(per_query(weighted(dense, sparse, w), qrels, [metric])[metric])
         for w in points
     }
-    best = max(points, key=lambda w: (curve[f"{w:.2f}"], -w))
+    best = _best_weight({w: curve[f"{w:.2f}"] for w in points})
     return best, curve
+
+
+def _best_weight(scores: dict[float, float]) -> float:
+    """The weight with the highest score; among exactly equal best scores, the one nearest the
+    middle of the tied weights, and of two equally near the larger (toward the dense model).
+
+    Why the middle: a tie means dev cannot tell the weights apart (a small or saturated dev
+    set, where often every weight ties). The smallest tied weight, the old rule, then gave
+    the dense model weight 0, a "hybrid" that is BM25 alone; the largest would drop BM25.
+    The middle keeps both, as far from either extreme as dev allows. Only exact ties count,
+    so a unique maximum (e.g. the finance10k weights in BENCHMARKS.md) is never changed.
+    """
+    top = max(scores.values())
+    tied = sorted(w for w, s in scores.items() if s == top)
+    middle = (tied[0] + tied[-1]) / 2
+    return min(tied, key=lambda w: (abs(w - middle), -w))
 
 
 def dev_fusion(dense: dict[str, Run], sparse: Run, qrels: Qrels) -> dict[str, Any]:

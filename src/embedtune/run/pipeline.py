@@ -4,9 +4,10 @@ by stage.
 With ``governance.redact``, nothing but the data manifest is written before redaction, and
 every later stage reads the redacted copies.
 
-Each finished stage leaves ``stages/<name>.json`` in the run folder; a rerun skips it. The
-resolved config is saved as ``config.yaml``; a rerun with a different config is refused so a
-run folder always describes one experiment.
+Each finished stage leaves ``stages/<name>.json`` in the run folder; a rerun skips it. Every
+stage's settings are checked before the first stage runs, and only then is the resolved config
+saved as ``config.yaml`` (so a config fixed after a refusal can use the same folder); a rerun
+with a different config is refused so a run folder always describes one experiment.
 """
 
 from __future__ import annotations
@@ -159,6 +160,39 @@ def _eval_config(
     return EvalConfig.model_validate(options)
 
 
+def _preflight(config: RunConfig, folder: Path, progress: bool) -> Any:
+    """Every stage's settings, checked before the first stage runs: a mistake in a late
+    stage's settings (a misspelt strategy, a missing key) must not surface after minutes of
+    ingesting and mining. Returns the train stage's config."""
+    from embedtune.analyze import AnalyzeConfig
+    from embedtune.governance.redact import hash_key
+    from embedtune.models import resolve_model
+    from embedtune.train.train import preflight
+
+    _, train_config = _stage_configs(config, folder, config.data.train)
+    preflight(train_config)  # the strategy's name, the probe sets
+    resolve_model(train_config.base_model)  # a local model folder (nothing is downloaded)
+    _eval_config(config, train_config.base_model, folder, progress, config.data.test)
+    governance = config.governance
+    if governance.redact and governance.mode == "hash":
+        hash_key(governance)  # the secret is in the environment
+    if governance.ner_model and not Path(governance.ner_model).is_dir():
+        raise ConfigError(
+            f"governance.ner_model: {governance.ner_model} is not a folder; give a local "
+            "token-classification model (names/places are only found with one)"
+        )
+    if config.analyze:
+        AnalyzeConfig(
+            data=config.data.train,
+            split=config.data.train_split,
+            model=train_config.base_model,
+            output=str(folder / "analysis"),
+            passages=train_config.passages,
+            skip_bad=config.data.skip_bad,
+        )
+    return train_config
+
+
 @dataclass
 class RunResult:
     """What ``embedtune run`` left in its folder.
@@ -202,10 +236,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
             f"{folder} was made with another config (see {saved}); use a new "
             "output folder, or restore that config to resume"
         )
-    # validate every stage's settings before any work
-    _, train_config = _stage_configs(config, folder, config.data.train)
-    _eval_config(config, train_config.base_model, folder, progress, config.data.test)
-    write_text(saved, resolved)
+    train_config = _preflight(config, folder, progress)
+    write_text(saved, resolved)  # only a config that passed: a fixed one may reuse the folder
     data = config.data
 
     def ingest() -> dict[str, Any]:

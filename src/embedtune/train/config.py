@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from embedtune.corpus.config import PassageConfig
+from embedtune.models import check_device
 
 
 def work_dir(output: str | Path) -> Path:
@@ -102,6 +103,12 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42
     device: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_available(cls, value: str | None) -> str | None:
+        return check_device(value)
+
     # the job: where the model goes and which pairs folder it learns from
     output: str | None = Field(default=None, description="model folder to create")
     pairs_dir: str | None = Field(

@@ -128,6 +128,23 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
     return MaxPassageDevEvaluator()
 
 
+def _cardless_trainer() -> Any:
+    """sentence-transformers' trainer without its model-card callback.
+
+    The callback copies training samples (widget and dataset examples) into the automatic
+    model card of every checkpoint: whatever a PII scan missed would be republished with the
+    model. sentence-transformers documents overriding ``add_model_card_callback`` to drop it;
+    embedtune writes its own card (no training text) into the final folder.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class CardlessTrainer(SentenceTransformerTrainer):
+        def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
+            return None
+
+    return CardlessTrainer
+
+
 def _pair_set(pairs_dir: Path, config: TrainConfig) -> PairSet:
     """The pairs folder's record; training reads nothing else of the pairs stage."""
     record = read_pair_set(pairs_dir)
@@ -149,6 +166,19 @@ def _domain_texts(record: PairSet, pairs: list[Pair]) -> list[str]:
     if record.corpus is not None:
         return [d.full_text for d in record.corpus.load().corpus.values()]
     return list(dict.fromkeys(t for p in pairs for t in [p.positive, *p.negatives]))
+
+
+def _resume_point(checkpoints: Path, resume: bool) -> Path | None:
+    """The checkpoint a ``resume`` continues from, said in one line (None: from the start)."""
+    if not resume:
+        return None
+    checkpoint = last_complete_checkpoint(checkpoints)
+    if checkpoint is None:
+        logger.info("no complete checkpoint in %s; starting from the beginning", checkpoints)
+    else:
+        step = checkpoint.name.split("-")[1]
+        logger.info("resuming from step %s (%s)", step, checkpoint.name)
+    return checkpoint
 
 
 def preflight(config: TrainConfig) -> None:
@@ -182,7 +212,6 @@ def train_model(config: TrainConfig) -> TrainResult:
         >>> result.settings.outcome.better
         True
     """
-    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
@@ -288,7 +317,8 @@ def train_model(config: TrainConfig) -> TrainResult:
         else None,
     )
     evaluator = _evaluator(dev, config)
-    trainer = SentenceTransformerTrainer(
+    model.model_card_data.generate_widget_examples = False  # no training text in any card
+    trainer = _cardless_trainer()(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -297,9 +327,7 @@ def train_model(config: TrainConfig) -> TrainResult:
         callbacks=checkpoint_callbacks(),
     )
     use_embedtune_progress(trainer)  # one bar; the loss as a DEBUG line, not a raw dict
-    checkpoint = last_complete_checkpoint(work / "checkpoints") if resume else None
-    if resume and checkpoint is None:
-        logger.info("no complete checkpoint in %s; starting from the beginning", work)
+    checkpoint = _resume_point(work / "checkpoints", resume)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainable = count_trainable(trainer.model)  # before adapters are merged away
     model = strategy.finalize(trainer.model, config)
@@ -482,7 +510,7 @@ def _save(model: SentenceTransformer, out: Path, settings: ModelSettings) -> Non
     shutil.rmtree(tmp, ignore_errors=True)
     model.prompts = {k: v for k, v in settings.prompts.model_dump().items() if v}
     model.model_card_data.base_model = settings.base_model.name
-    model.save(str(tmp))
+    model.save(str(tmp), create_model_card=False)  # our card below: no training samples
     _scrub_local_paths(tmp)
     adapter = tmp / "adapter_config.json"
     if adapter.is_file():  # the base by the name it goes by elsewhere (a Hub id by default)
