@@ -126,25 +126,9 @@ def test_pairs_cli(train_set: Path, train_model_dir: Path, tmp_path: Path) -> No
     from embedtune.cli.main import app
 
     out = tmp_path / "pairs"
-    result = CliRunner().invoke(
-        app,
-        [
-            "pairs",
-            str(train_set),
-            "--output",
-            str(out),
-            "--model",
-            str(train_model_dir),
-            "--ranks",
-            "2-40",
-            "--per-query",
-            "2",
-            "--margin",
-            "-1",
-            "--window",
-            "12",
-        ],
-    )
+    args = ["pairs", str(train_set), "--output", str(out), "--model", str(train_model_dir)]
+    args += ["--ranks", "2-40", "--per-query", "2", "--margin", "-1", "--window", "12"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     # the dev rule holds out 15% of the 60 judged queries (grouped by relevant document)
     assert "51 pairs, 9 dev queries" in result.output
@@ -153,25 +137,7 @@ def test_pairs_cli(train_set: Path, train_model_dir: Path, tmp_path: Path) -> No
     record = json.loads((out / "pairset.json").read_text())
     assert record["supervision"] == "labels" and len(record["dev"]["queries"]) == 9
     assert not {r["query"] for r in rows} & set(record["dev"]["queries"].values())
-    again = CliRunner().invoke(
-        app,
-        [
-            "pairs",
-            str(train_set),
-            "-o",
-            str(out),
-            "--model",
-            str(train_model_dir),
-            "--ranks",
-            "2-40",
-            "--per-query",
-            "2",
-            "--margin",
-            "-1",
-            "--window",
-            "12",
-        ],
-    )
+    again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "reused" in again.output  # same inputs: not mined again
     other = CliRunner().invoke(
         app,
