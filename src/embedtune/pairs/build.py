@@ -306,16 +306,18 @@ def _from_file(config: BuildPairsConfig, ref: ModelRef, output: Path) -> PairsRe
     assert config.pairs_file is not None
     skipped: Counter[str] = Counter()
     pairs = read_pairs_file(config.pairs_file, skip_bad=config.skip_bad, skipped=skipped)
+    # DATA beside a pairs file: its corpus (the domain's text) and its dev split; read once
+    corpus = (
+        None
+        if config.data is None
+        else CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
+    )
+    manifest = None if corpus is None else corpus.load().manifest
     fingerprint = sha256_text(
         json.dumps(
             {
                 "pairs_file": sha256_file(config.pairs_file),
-                "data": config.data
-                and sorted(
-                    load_beir(
-                        config.data, config.split, skip_bad=config.skip_bad
-                    ).manifest.files.values()
-                ),
+                "data": manifest and sorted(manifest.files.values()),
                 "dev": [config.dev_split, config.dev_fraction, config.dev_seed],
                 "model": ref.sha256,
             },
@@ -325,11 +327,10 @@ def _from_file(config: BuildPairsConfig, ref: ModelRef, output: Path) -> PairsRe
     if (record := _reusable(output, fingerprint)) is not None:
         return _reused(output, record)
     info: dict[str, Any] = {"pairs_file": str(config.pairs_file)}
-    corpus = dev_corpus = None
+    dev_corpus = None
     dev_split = None
-    if config.data is not None:  # DATA beside a pairs file: its corpus, and its dev split
-        corpus = CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
-        info["data"] = corpus.load().manifest.to_dict()
+    if config.data is not None and manifest is not None:
+        info["data"] = manifest.to_dict()
         dev_split = dev_split_for(config.data, config.split, config.dev_split)
     if dev_split is not None:
         assert config.data is not None

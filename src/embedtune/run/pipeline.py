@@ -17,12 +17,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.io import is_main_process, write_json, write_text
+
+if TYPE_CHECKING:
+    from embedtune.train.train import TrainResult
+
 from embedtune.run.config import RunConfig, merge_settings, preset, stage_configs
 from embedtune.train.config import work_dir
 
@@ -79,7 +83,7 @@ def fine_tune(
     dev_split: str | None = None,
     resume: bool = False,
     skip_bad: bool = False,
-) -> Any:
+) -> TrainResult:
     """Pairs, then training: what ``embedtune train DATA`` does, the two stages in a row.
 
     Args:
