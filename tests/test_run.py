@@ -13,6 +13,7 @@ from embedtune.cli.main import app
 from tests.conftest import write_train_set
 
 runner = CliRunner()
+SHIP = ("export", "register", "index")
 
 
 def _config(tmp_path: Path, train_set: Path, model: Path, **extra: object) -> Path:
@@ -38,7 +39,15 @@ def _config(tmp_path: Path, train_set: Path, model: Path, **extra: object) -> Pa
 def test_run_does_every_stage_once_and_resumes(
     tmp_path: Path, train_set: Path, train_model_dir: Path
 ) -> None:
-    path = _config(tmp_path, train_set, train_model_dir)
+    registry = tmp_path / "registry"
+    path = _config(
+        tmp_path,
+        train_set,
+        train_model_dir,
+        export={"formats": ["onnx"]},
+        registry={"path": str(registry), "name": "topics", "tags": ["production"]},
+        index={"path": str(tmp_path / "index"), "encoder": "fp32"},
+    )
     run = tmp_path / "run"
     # a mistake in a late stage's settings fails before the first stage writes anything ...
     good = yaml.safe_load(path.read_text())
@@ -60,6 +69,19 @@ def test_run_does_every_stage_once_and_resumes(
     assert report["fusion"]["tuned"]["weight"] == chosen["tuned"]["weight"]
     assert report["fusion"]["base"]["weight"] == chosen["base"]["weight"]
     assert (run / "model.work" / "pairs.jsonl").is_file()
+    # ... then shipped: exported, registered with its report and export, tagged, indexed
+    stages = {s: json.loads((run / "stages" / f"{s}.json").read_text()) for s in SHIP}
+    version = stages["register"]["version"]
+    listed = runner.invoke(app, ["registry", "show", "production", "--registry", str(registry)])
+    assert listed.exit_code == 0 and version in listed.output and "topics" in listed.output
+    assert stages["register"]["export"] is not None
+    where = ["--index", str(tmp_path / "index"), "--registry", str(registry)]
+    found = runner.invoke(
+        app, ["search", "topic7 number 7", *where, "--version", "production", "--encoder", "fp32"]
+    )
+    assert found.exit_code == 0, found.output
+    hits = [line.split()[2] for line in found.output.splitlines()]  # rank, score, id
+    assert len(hits) == 10 and all(hit.startswith("d") for hit in hits)
     # a finished stage is not redone: drop the evaluation only and rerun
     model_mtime = (run / "model" / "model.safetensors").stat().st_mtime_ns
     (run / "stages" / "evaluate.json").unlink()
@@ -86,6 +108,11 @@ def test_run_does_every_stage_once_and_resumes(
         ({"eval": {"systems": ["bm99"]}}, "bm99"),
         ({"governance": {"redact": True, "mode": "hash"}}, "EMBEDTUNE_REDACT_KEY"),
         ({"governance": {"ner_model": "/nope/ner"}}, "governance.ner_model: /nope/ner"),
+        ({"export": {"formats": ["tflite"]}}, "tflite"),
+        ({"registry": {"tags": ["abc123"]}}, "'abc123' cannot be a tag"),
+        ({"registry": {"name": "[/]"}}, "cannot be a version name"),
+        ({"index": {}}, "add a `registry:` block"),
+        ({"registry": {}, "index": {"encoder": "int8"}}, "add an `export:` block"),
     ],
 )
 def test_config_mistakes_are_named(
@@ -177,3 +204,13 @@ def test_redacted_run_leaves_no_planted_value_or_secret_in_any_artefact(
     for needle in [*planted.values(), secret]:
         assert not any(needle.encode() in blob for blob in blobs), needle
     assert (run / "analysis" / "analysis.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_example_configs_are_valid(example: Path) -> None:
+    from embedtune.run.config import load_run_config
+
+    config = load_run_config(example)
+    assert config.output.startswith("runs/")

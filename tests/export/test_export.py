@@ -112,7 +112,7 @@ def test_parity_failure_writes_nothing(train_model_dir: Path, tmp_path: Path) ->
 
 
 def test_export_cli_errors(exported: Path, train_model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="never overwritten"):
+    with pytest.raises(ConfigError, match="already exists"):
         export_model(ExportConfig(model=str(train_model_dir), output=exported))
     no_eval = runner.invoke(app, ["export", str(train_model_dir), "-o", str(tmp_path / "x")])
     assert no_eval.exit_code == 2 and "--no-eval" in no_eval.output

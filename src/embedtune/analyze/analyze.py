@@ -27,8 +27,9 @@ from embedtune.corpus.vocab import (
     reference_weights,
     tokenize_words,
 )
-from embedtune.errors import ConfigError, require
+from embedtune.errors import require
 from embedtune.io import write_json, write_text
+from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
 
 __all__ = ["AnalyzeResult", "DocumentLengths", "FragmentedTerm", "analyze_corpus"]
@@ -265,8 +266,7 @@ def analyze_corpus(config: AnalyzeConfig) -> AnalyzeResult:
     from embedtune.models import load_model, resolve_model
 
     out = Path(config.output)
-    if (out / "analysis.json").exists():
-        raise ConfigError(f"{out / 'analysis.json'} already exists; choose a new --output")
+    check_output(out, [config.data], overwrite=config.overwrite)
     dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
     ref = resolve_model(config.model)
     st = load_model(ref)
@@ -312,8 +312,9 @@ def analyze_corpus(config: AnalyzeConfig) -> AnalyzeResult:
         "versions": library_versions(),
     }
     report["recommendations"] = _recommendations(report)
-    write_json(out / "analysis.json", report)
-    write_text(out / "analysis.html", render_html(report))
+    with replacing(out, config.overwrite):
+        write_json(out / "analysis.json", report)
+        write_text(out / "analysis.html", render_html(report))
     for line in report["recommendations"]:
         logger.info("analysis: %s", line)
     return AnalyzeResult.from_report(out, report)

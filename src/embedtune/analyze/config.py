@@ -20,8 +20,8 @@ class AnalyzeConfig(BaseModel):
         data: BEIR folder (or a parent holding ``<split>/``); ingest other formats first.
         split: Split whose folder to read (for split subfolders); ``None``: the folder itself.
         model: Base model folder or Hub id whose tokenizer is measured (``"base"``: default).
-        output: Folder for ``analysis.json`` and ``analysis.html``; an existing analysis there
-            is an error.
+        output: Folder for ``analysis.json`` and ``analysis.html``; never inside ``data``.
+        overwrite: Replace an existing ``output`` (else it is refused).
         passages: Passage window and stride counted; ``None``: the `PassageConfig` defaults.
         skip_bad: Skip (and count) bad records instead of failing.
         top_terms: Fragmented domain terms listed.
@@ -36,6 +36,7 @@ class AnalyzeConfig(BaseModel):
     split: str | None = None
     model: str = Field(default="base", description="base model folder ('base' = default)")
     output: PathStr = Field(description="folder for analysis.json and analysis.html")
+    overwrite: bool = Field(default=False, description="replace an existing output")
     passages: PassageConfig | None = Field(
         default=None, description="None: the PassageConfig defaults"
     )

@@ -64,6 +64,15 @@ def _setup_logging(verbose: bool) -> None:
         configure_output("quiet" if _output["quiet"] else "normal")
 
 
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="replace an existing output (the old one is deleted only once the new one is done)",
+    ),
+]
+
+
 def _fail(message: str) -> None:
     # Plain text, not rich: an error must stay one line however narrow the terminal.
     sys.stderr.write(f"error: {message}\n")
@@ -74,7 +83,10 @@ def _validation_message(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(x) for x in error["loc"])
-        parts.append(f"{where}: {error['msg']}")
+        given = error.get("input")
+        # the value given, when it is a short scalar: the user sees what was refused
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        parts.append(f"{where}: {error['msg']}{shown[:80]}")
     return "invalid option: " + "; ".join(parts)
 
 
@@ -155,6 +167,7 @@ def ingest(
     ] = None,
     window: Annotated[int | None, typer.Option(help="passage window in tokens")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride in tokens")] = None,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Read domain text, check it, and write corpus.jsonl + manifest.json (+ passages.jsonl)."""
@@ -171,6 +184,7 @@ def ingest(
                 "skip_bad": skip_bad,
                 "fields": {"id": id_field, "title": title_field, "text": text_field},
                 "output": str(output),
+                "overwrite": overwrite,
                 "model": model,
                 "passages": _passages(window, stride),
             }
@@ -227,6 +241,7 @@ def eval_command(
     batch_size: int = 64,
     cache: Annotated[bool, typer.Option(help="cache document embeddings on disk")] = True,
     seed: int = 42,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Evaluate BM25, the base model and (with --model) a tuned model side by side."""
@@ -254,6 +269,7 @@ def eval_command(
             "batch_size": batch_size,
             "cache_dir": default_cache_dir() if cache else None,
             "seed": seed,
+            "overwrite": overwrite,
         }
         if metrics:
             options["metrics"] = _split_list(metrics)
@@ -312,6 +328,7 @@ def pairs(
         str, typer.Option(help="labels (qrels) | weak (from the corpus alone, no labels)")
     ] = "labels",
     skip_bad: bool = False,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Build (query, positive, hard negatives) pairs with provenance and the dev split, from
@@ -340,6 +357,7 @@ def pairs(
             raise ConfigError(f"--supervision '{supervision}': choose labels or weak")
         options: dict[str, Any] = {
             "output": str(output),
+            "overwrite": overwrite,
             "data": None if data is None else str(data),
             "pairs_file": None if from_file is None else str(from_file),
             "split": split,
@@ -410,6 +428,7 @@ def train(
         bool, typer.Option(help="continue from the last complete checkpoint")
     ] = False,
     skip_bad: bool = False,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Fine-tune the base model on labeled (or, with --supervision weak, corpus-made) pairs;
@@ -451,7 +470,8 @@ def train(
             if read_pair_set(pairs_file) is None:
                 raise ConfigError(f"{pairs_file}: not a pairs folder (build it with `pairs`)")
             _, config = stage_configs(options, output=output, resume=resume)
-            return train_stage(config.model_copy(update={"pairs_dir": str(pairs_file)}))
+            update = {"pairs_dir": str(pairs_file), "overwrite": overwrite}
+            return train_stage(config.model_copy(update=update))
         return fine_tune(
             output,
             options,
@@ -461,6 +481,7 @@ def train(
             dev_split=dev_split,
             resume=resume,
             skip_bad=skip_bad,
+            overwrite=overwrite,
         )
 
     result = _run(build)
@@ -491,6 +512,7 @@ def analyze(
     stride: Annotated[int | None, typer.Option(help="passage stride in tokens")] = None,
     top_terms: Annotated[int, typer.Option(help="fragmented domain terms to list")] = 30,
     skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """How badly the base tokenizer fragments the corpus, against general English; document
@@ -504,6 +526,7 @@ def analyze(
             split=split,
             model=model,
             output=str(output),
+            overwrite=overwrite,
             passages=_passages(window, stride),
             skip_bad=skip_bad,
             top_terms=top_terms,
@@ -546,6 +569,7 @@ def scan(
         typer.Option("--config", help="YAML of governance settings (patterns, ner_model, ...)"),
     ] = None,
     skip_bad: Annotated[bool, typer.Option(help="skip (and count) bad records")] = False,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Find personal and regulated data; report counts and record ids (never values); redact.
@@ -571,6 +595,7 @@ def scan(
             splits=_split_list(split) or [],
             skip_bad=skip_bad,
             progress=True,
+            overwrite=overwrite,
         )
         return run_scan(config)
 
@@ -613,6 +638,7 @@ def export_command(
     no_eval: Annotated[
         bool, typer.Option("--no-eval", help="skip the int8 retrieval check (recorded)")
     ] = False,
+    overwrite: OverwriteOption = False,
     verbose: bool = False,
 ) -> None:
     """Export to ONNX fp32/int8 and a torch.export program, each checked against PyTorch."""
@@ -625,6 +651,7 @@ def export_command(
             {
                 "model": model,
                 "output": str(output),
+                "overwrite": overwrite,
                 "formats": _split_list(formats),
                 "eval_data": eval_data,
                 "eval_split": eval_split,
@@ -857,11 +884,19 @@ def search_command(
         console.print(f"{rank:>3}  {hit.score:.4f}  {hit.doc_id}  (passage {hit.passage})")
 
 
+
 @app.command("run")
 def run_command(
     config_file: Annotated[
         Path, typer.Argument(help="run YAML: output, data, preset, train, eval")
     ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="start over in place of an existing run folder (instead of resuming it)",
+        ),
+    ] = False,
     verbose: bool = False,
 ) -> None:
     """ingest → pairs → train → evaluate in one command; rerun to resume where it stopped."""
@@ -871,7 +906,7 @@ def run_command(
         from embedtune.run import run_pipeline
         from embedtune.run.config import load_run_config
 
-        return run_pipeline(load_run_config(config_file))
+        return run_pipeline(load_run_config(config_file), overwrite=overwrite)
 
     result = _run(build)
     if result.report is not None:  # None on the helper processes of a torchrun job
@@ -881,6 +916,9 @@ def run_command(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o")] = Path("runs/demo"),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="start over instead of resuming runs/demo")
+    ] = False,
     verbose: bool = False,
 ) -> None:
     """The main job on the embedded default: code search over Python's standard library.
@@ -892,28 +930,36 @@ def demo(
     _setup_logging(verbose)
 
     def build() -> Any:
-        from embedtune.corpus.stdlib import build_stdlib_dataset
-        from embedtune.run import run_pipeline
-        from embedtune.run.config import RunConfig
+        from embedtune.outputs import replacing
 
-        manifest = build_stdlib_dataset(output / "data", **DEMO_SIZES)
-        console.print(
-            f"stdlib code-search data (Python {manifest['python']}, sha256 "
-            f"{manifest['dataset_sha256'][:12]}): {json.dumps(manifest['counts'])}"
-        )
-        data = str(output / "data")
-        config = RunConfig.model_validate(
-            {
-                "output": str(output),
-                "preset": "fast",
-                "data": {"train": data, "train_split": "train", "test": data, "test_split": "test"},
-            }
-        )
-        return run_pipeline(config)
+        with replacing(output, overwrite):  # the data is rebuilt inside the new folder too
+            return _demo(output)
 
     result = _run(build)
     print_report(result.report)
     console.print(f"report: {result.output / 'eval' / 'report.md'}; model: {result.model}")
+
+
+def _demo(output: Path) -> Any:
+    """The stdlib dataset inside the demo folder, then the run on it."""
+    from embedtune.corpus.stdlib import build_stdlib_dataset
+    from embedtune.run import run_pipeline
+    from embedtune.run.config import RunConfig
+
+    manifest = build_stdlib_dataset(output / "data", **DEMO_SIZES)
+    console.print(
+        f"stdlib code-search data (Python {manifest['python']}, sha256 "
+        f"{manifest['dataset_sha256'][:12]}): {json.dumps(manifest['counts'])}"
+    )
+    data = str(output / "data")
+    config = RunConfig.model_validate(
+        {
+            "output": str(output),
+            "preset": "fast",
+            "data": {"train": data, "train_split": "train", "test": data, "test_split": "test"},
+        }
+    )
+    return run_pipeline(config)
 
 
 # Sizes that keep the whole demo (pairs, training, evaluation) inside 10 minutes on 2 cores.
@@ -926,6 +972,8 @@ def _interrupted(argv: list[str]) -> str:
 
     # the global options before the command are flags, so the first word is the command
     command = next((a for a in argv if not a.startswith("-")), None)
+    if "--overwrite" in argv:  # the replaced output was put back; nothing to resume
+        return "interrupted; the existing output was kept as it was"
     if command == "train":  # continues from its last complete checkpoint
         kept = [a for a in argv if a not in ("--resume", "--no-resume")]
         return f"interrupted; resume with: {shlex.join(['embedtune', *kept, '--resume'])}"

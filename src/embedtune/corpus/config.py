@@ -60,13 +60,15 @@ class IngestConfig(CorpusConfig):
 
     Attributes:
         output: Folder to write ``corpus.jsonl``, ``manifest.json`` (and queries, qrels,
-            ``passages.jsonl``) to.
+            ``passages.jsonl``) to; never the input or inside it.
+        overwrite: Replace an existing ``output`` (else it is refused).
         model: Model folder or Hub id (``"base"``: the packaged default) whose tokenizer
             splits documents into ``passages.jsonl``; ``None`` writes no passages.
         passages: Passage window and stride; ``None`` uses the `PassageConfig` defaults.
     """
 
     output: PathStr = Field(description="folder to write")
+    overwrite: bool = Field(default=False, description="replace an existing output")
     model: str | None = Field(
         default=None, description="also write passages.jsonl split by this model's tokenizer"
     )

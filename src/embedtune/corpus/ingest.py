@@ -11,8 +11,9 @@ from typing import Any
 
 from embedtune.corpus.config import IngestConfig, PassageConfig
 from embedtune.corpus.load import load_dataset
-from embedtune.corpus.types import Document, Qrels
+from embedtune.corpus.types import Dataset, Document, Qrels
 from embedtune.io import write_json, write_jsonl, write_text
+from embedtune.outputs import check_output, replacing
 
 __all__ = ["IngestResult", "ingest", "write_beir"]
 
@@ -90,7 +91,8 @@ def ingest(config: IngestConfig) -> IngestResult:
 
     Raises:
         DataError: The input is missing, empty or malformed (and ``skip_bad`` is off).
-        ConfigError: The model cannot be found.
+        ConfigError: The model cannot be found, or ``output`` exists (without ``overwrite``)
+            or is, or lies inside, the input.
 
     Example:
         >>> from embedtune.corpus import IngestConfig, ingest
@@ -100,8 +102,13 @@ def ingest(config: IngestConfig) -> IngestResult:
         >>> ingest(IngestConfig(path="docs.jsonl", output="runs/docs", model="base")).passages
         5731
     """
+    check_output(config.output, [config.path], overwrite=config.overwrite)
     dataset = load_dataset(config)
-    out = Path(config.output)
+    with replacing(config.output, config.overwrite):
+        return _write(config, dataset, Path(config.output))
+
+
+def _write(config: IngestConfig, dataset: Dataset, out: Path) -> IngestResult:
     qrels = {dataset.split: dataset.qrels} if dataset.split is not None else {}
     write_beir(out, dataset.corpus.values(), dataset.queries, qrels)
     manifest = {

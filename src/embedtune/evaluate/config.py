@@ -20,6 +20,7 @@ class EvalConfig(BaseModel):
 
     data: str = Field(description="BEIR folder (or a parent holding <split>/)")
     output: str | None = Field(default=None, description="report folder (None: nothing written)")
+    overwrite: bool = Field(default=False, description="replace an existing report folder")
     split: str = "test"
     model: str | None = Field(default=None, description="tuned model folder: adds tuned-* systems")
     base_model: str = "base"

@@ -20,6 +20,7 @@ from embedtune.evaluate.report import render_markdown
 from embedtune.io import write_json, write_text
 from embedtune.model_folder import passages_of, read_settings
 from embedtune.models import load_model, resolve_model
+from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
 from embedtune.retrieval.bm25 import BM25Index
 from embedtune.retrieval.dense import DenseEncoder, dense_search
@@ -199,7 +200,8 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
 
     Raises:
         ConfigError: No judged queries, tuned systems without a model, a fusion weight that
-            would be tuned on the evaluated split.
+            would be tuned on the evaluated split, or an output that exists (without
+            ``overwrite``) or lies inside the data or the model.
 
     Example:
         >>> result = evaluate_models(EvalConfig(data="data/fin", split="test", model="runs/m"))
@@ -207,6 +209,8 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
         0.847
     """
     output = output if output is not None else config.output
+    if output is not None:  # refused before the work, not after it
+        check_output(output, [config.data, config.model], overwrite=config.overwrite)
     systems = systems_for(config)
     dataset = load_beir(config.data, config.split, skip_bad=config.skip_bad)
     judged = judged_query_ids(dataset.qrels)
@@ -304,7 +308,8 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
         logger.warning(message)
     result = EvalResult(runs, values, report)
     if output is not None:
-        write_outputs(result, Path(output), config.depth)
+        with replacing(output, config.overwrite):
+            write_outputs(result, Path(output), config.depth)
     return result
 
 
@@ -363,7 +368,7 @@ def _report(
         "models": models,
         "fusion": fusion,
         "warnings": warnings,
-        "config": config.model_dump(mode="json"),
+        "config": config.model_dump(mode="json", exclude={"overwrite"}),
         "versions": library_versions(),
         "seed": config.seed,
         "tests": {

@@ -18,8 +18,8 @@ class ExportConfig(BaseModel):
 
     Attributes:
         model: Model folder or Hub id (``"base"``: the packaged default model).
-        output: New folder for the export; an existing one is an error (exports are never
-            overwritten).
+        output: New folder for the export; never inside the model folder or ``eval_data``.
+        overwrite: Replace an existing ``output`` (else it is refused).
         formats: Any of ``onnx`` (fp32, graph-optimised), ``onnx-int8`` (dynamic int8),
             ``torch-export`` (a ``torch.export`` program) and ``torchscript`` (best effort).
         opset: ONNX opset.
@@ -42,6 +42,7 @@ class ExportConfig(BaseModel):
 
     model: str = Field(description="model folder or Hub id ('base' = the default model)")
     output: PathStr = Field(description="new folder for the export")
+    overwrite: bool = Field(default=False, description="replace an existing output")
     formats: list[Format] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
     opset: int = Field(default=18, ge=14)
     batch_size: int = Field(default=32, ge=1)

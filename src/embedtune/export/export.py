@@ -24,11 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.load import load_beir
 from embedtune.corpus.types import Dataset
-from embedtune.errors import ConfigError, EmbedtuneError, require
+from embedtune.errors import EmbedtuneError, require
 from embedtune.export.config import ExportConfig
 from embedtune.export.module import EncoderSpec, embedding_module
 from embedtune.io import sha256_file, write_json
 from embedtune.model_folder import passages_of
+from embedtune.outputs import check_output, replacing
 from embedtune.retrieval.onnx import EXPORT_FILE, OnnxEncoder
 
 logger = logging.getLogger(__name__)
@@ -334,8 +335,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     from embedtune.provenance import library_versions
 
     out = Path(config.output)
-    if out.exists():
-        raise ConfigError(f"{out} already exists; exports are never overwritten")
+    check_output(out, [config.model, config.eval_data], overwrite=config.overwrite)
     onnx_wanted = {"onnx", "onnx-int8"} & set(config.formats)
     if onnx_wanted:
         require("onnxruntime", "onnx")
@@ -405,7 +405,8 @@ def export_model(config: ExportConfig) -> ExportResult:
         meta["sizes"] = {k: (tmp / f).stat().st_size for k, f in meta["files"].items()}
         meta["sha256"] = {k: sha256_file(tmp / f) for k, f in meta["files"].items()}
         write_json(tmp / EXPORT_FILE, meta)
-        os.replace(tmp, out)
+        with replacing(out, config.overwrite):
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult.from_meta(out, meta)

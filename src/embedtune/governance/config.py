@@ -77,7 +77,8 @@ class ScanConfig(GovernanceConfig):
         splits: Splits whose queries and judgments are scanned (and redacted) with the corpus;
             all must live in one folder. Empty: the corpus alone.
         output: New folder for ``report.json``, ``findings.jsonl`` and, with ``redact``, the
-            redacted collection in ``output/data``; an existing folder is an error.
+            redacted collection in ``output/data``; never inside ``data``.
+        overwrite: Replace an existing ``output`` (else it is refused).
         skip_bad: Skip (and count) bad records instead of failing.
         progress: Show a progress bar over the fields scanned.
     """
@@ -87,6 +88,7 @@ class ScanConfig(GovernanceConfig):
         default_factory=list, description="splits whose queries/qrels to include"
     )
     output: PathStr = Field(description="new folder for the results")
+    overwrite: bool = Field(default=False, description="replace an existing output")
     skip_bad: bool = False
     progress: bool = False
 
@@ -100,6 +102,7 @@ class ScanConfig(GovernanceConfig):
         splits: list[str] | None = None,
         skip_bad: bool = False,
         progress: bool = False,
+        overwrite: bool = False,
     ) -> ScanConfig:
         """A scan of ``data`` with the settings of a run config's ``governance:`` block."""
         return cls.model_validate(
@@ -110,5 +113,6 @@ class ScanConfig(GovernanceConfig):
                 "splits": list(splits or []),
                 "skip_bad": skip_bad,
                 "progress": progress,
+                "overwrite": overwrite,
             }
         )

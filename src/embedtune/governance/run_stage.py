@@ -93,12 +93,20 @@ def govern_sources(
     for root, splits in jobs.items():
         name = "-".join(target[root].relative_to(folder / "redacted").parts)
         out = folder / "governance" / name
+        # overwrite: what an interrupted earlier attempt of this stage left is redone
         scan_config = ScanConfig.from_governance(
-            config, data=root, output=out, splits=splits, skip_bad=skip_bad, progress=progress
+            config,
+            data=root,
+            output=out,
+            splits=splits,
+            skip_bad=skip_bad,
+            progress=progress,
+            overwrite=True,
         )
         reports[name] = scan(scan_config)
         if config.redact:
             target[root].parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target[root], ignore_errors=True)
             shutil.move(str(out / "data"), str(target[root]))
     return GovernanceResult(
         redacted=config.redact,

@@ -23,11 +23,12 @@ from embedtune.console import progress as show_progress
 from embedtune.corpus.ingest import write_beir
 from embedtune.corpus.load import load_beir, resolve_beir
 from embedtune.corpus.types import Document, Qrels
-from embedtune.errors import ConfigError, DataError
+from embedtune.errors import DataError
 from embedtune.governance.config import GovernanceConfig, ScanConfig
 from embedtune.governance.detect import Detector, Finding
 from embedtune.governance.redact import hash_key, pseudonym, redact_text
 from embedtune.io import write_json, write_jsonl
+from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
 
 __all__ = ["Redaction", "ScanResult", "TypeFindings", "load_collection", "scan"]
@@ -153,6 +154,19 @@ def _pseudonyms(
         taken.add(alias)
         out[rid] = alias
     return out
+
+
+def _shown_manifest(manifest: dict[str, Any], scanned: Scan) -> dict[str, Any]:
+    """The data manifest as the report shows it: the ids it quotes as examples of exact
+    duplicates are shown like every other id in the report (a personal id as its pseudonym),
+    or a personal document id reaches report.json (and the run's govern marker) verbatim."""
+    shown = copy.deepcopy(manifest)
+    duplicates = shown.get("duplicates", {})
+    if "examples" in duplicates:
+        duplicates["examples"] = [
+            [scanned.shown("doc", rid) for rid in group] for group in duplicates["examples"]
+        ]
+    return shown
 
 
 def summarize(scanned: Scan) -> dict[str, Any]:
@@ -408,15 +422,14 @@ def scan(config: ScanConfig) -> ScanResult:
         PosixPath('runs/scan/data')
     """
     out = Path(config.output)
-    if out.exists():
-        raise ConfigError(f"{out} already exists; scan results are never overwritten")
+    check_output(out, [config.data], overwrite=config.overwrite)
     # a personal id's pseudonym is keyed in hash mode (the key only exists when redacting)
     key = hash_key(config) if config.redact and config.mode == "hash" else None
     detector = Detector(config)
     collection = load_collection(config.data, config.splits, config.skip_bad)
     scanned = scan_collection(collection, detector, config.progress, key)
     report: dict[str, Any] = {
-        "data": collection.manifest,
+        "data": _shown_manifest(collection.manifest, scanned),
         "settings": config.settings(),
         **summarize(scanned),
         "redaction": None,
@@ -456,7 +469,8 @@ def scan(config: ScanConfig) -> ScanResult:
             ),
         )
         write_json(tmp / "report.json", report)
-        os.replace(tmp, out)
+        with replacing(out, config.overwrite):
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if report["found"] and not config.redact:

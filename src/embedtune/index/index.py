@@ -20,6 +20,7 @@ from embedtune.errors import ConfigError
 from embedtune.index.config import MAX_K, IndexConfig
 from embedtune.index.store import LanceStore, QdrantStore, VectorStore
 from embedtune.model_folder import passages_of
+from embedtune.outputs import check_output
 from embedtune.registry.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -270,6 +271,9 @@ class Index:
         from embedtune.corpus.passages import split_passages
 
         config = self.config
+        if config.url is None:  # a local index folder never goes into the data or registry
+            inputs = [data, self.registry.root]
+            check_output(config.path, inputs, option="--index", exists_ok=True, holds_inputs=True)
         if config.ray_workers and config.encoder != "torch":
             raise ConfigError("Ray embedding runs the PyTorch model: use --encoder torch")
         encoder, identity = load_encoder(self.registry, version, config.encoder)
@@ -398,6 +402,10 @@ class Index:
         if not 1 <= k <= MAX_K:
             raise ConfigError(f"k {k}: give a number of documents from 1 to {MAX_K}")
         config = self.config
+        if config.url is None and not Path(config.path).is_dir():  # opening would create it
+            raise ConfigError(
+                f"no index at {config.path}: build it with `embedtune index`, or give --index"
+            )
         store = self.store
         current = store.current(config.name)
         if current is None:

@@ -32,6 +32,7 @@ from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError, DataError
 from embedtune.io import is_main_process, sha256_file, sha256_text
 from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.outputs import check_output, replacing
 from embedtune.pairs.config import RECIPE_KEYS, BuildPairsConfig
 
 if TYPE_CHECKING:
@@ -98,9 +99,10 @@ def build_pairs(config: BuildPairsConfig) -> PairsResult:
     if config.dev_split is not None and config.data is None:
         raise ConfigError("--dev-split needs DATA")
     output = Path(config.output)
-    for source in (config.data, config.pairs_file):
-        if source is not None and Path(source).resolve() == output.resolve():
-            raise ConfigError(f"--output {output} is an input; choose another folder")
+    # an existing folder with the same pairs is reused; _reusable refuses any other
+    check_output(
+        output, [config.data, config.pairs_file], overwrite=config.overwrite, exists_ok=True
+    )
     ref = resolve_model(config.base_model)
     if config.pairs_file is not None:
         return _from_file(config, ref, output)
@@ -133,15 +135,16 @@ def _fingerprint(dataset: Dataset, config: BuildPairsConfig, ref: ModelRef, **ex
     )
 
 
-def _reusable(output: Path, fingerprint: str) -> PairSet | None:
-    """The record of pairs already built from the same inputs; an error for other pairs."""
-    record = read_pair_set(output)
+def _reusable(output: Path, fingerprint: str, overwrite: bool) -> PairSet | None:
+    """The record of pairs already built from the same inputs; an error for other pairs
+    (``overwrite``: none, they are rebuilt)."""
+    record = None if overwrite else read_pair_set(output)
     if record is None:
         return None
     if record.fingerprint != fingerprint:
         raise ConfigError(
-            f"{output / PAIRS_FILE} was made from other data or settings; delete {output} to "
-            "start over, or choose a new --output"
+            f"{output / PAIRS_FILE} was made from other data or settings; choose a new "
+            "--output, or pass --overwrite to rebuild them"
         )
     return record
 
@@ -153,9 +156,12 @@ def _reused(output: Path, record: PairSet) -> PairsResult:
     return PairsResult(output, pairs, len(record.dev.queries), record, summary, reused=True)
 
 
-def _write(output: Path, pairs: list[Pair], summary: dict[str, Any], record: PairSet) -> None:
+def _write(
+    output: Path, pairs: list[Pair], summary: dict[str, Any], record: PairSet, overwrite: bool
+) -> None:
     if is_main_process():  # under torchrun every process builds, rank 0 writes
-        write_pair_set(output, pairs, summary, record)
+        with replacing(output, overwrite):
+            write_pair_set(output, pairs, summary, record)
     logger.info(
         "pairs: %d pairs, %d dev queries (%s) → %s",
         len(pairs),
@@ -211,7 +217,7 @@ def _labeled(
         dev_corpus = CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
         info["dev"] = {"rule": rule, "queries": len(dev_ids), "train_queries": len(train_ids)}
     fingerprint = _fingerprint(dataset, config, ref, split=config.split, train_queries=train_ids)
-    if (record := _reusable(output, fingerprint)) is not None:
+    if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
     encoder = _base_encoder(model, ref, config)
     pairs, summary = mine_labeled_pairs(
@@ -245,7 +251,7 @@ def _labeled(
         recipe=_recipe(config),
         info=info,
     )
-    _write(output, pairs, summary, record)
+    _write(output, pairs, summary, record, config.overwrite)
     return PairsResult(output, len(pairs), len(dev_ids), record, summary)
 
 
@@ -260,7 +266,7 @@ def _weak(
     root = str(resolve_beir(Path(config.data), config.split))
     dataset = load_beir(root, None, skip_bad=config.skip_bad)
     fingerprint = _fingerprint(dataset, config, ref, weak=config.weak.model_dump(mode="json"))
-    if (record := _reusable(output, fingerprint)) is not None:
+    if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
     encoder = _base_encoder(model, ref, config)
     weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
@@ -295,7 +301,7 @@ def _weak(
             "dev": {"rule": rule, "queries": len(weak.dev_ids)},
         },
     )
-    _write(output, weak.pairs, summary, record)
+    _write(output, weak.pairs, summary, record, config.overwrite)
     return PairsResult(output, len(weak.pairs), len(weak.dev_ids), record, summary)
 
 
@@ -324,7 +330,7 @@ def _from_file(config: BuildPairsConfig, ref: ModelRef, output: Path) -> PairsRe
             sort_keys=True,
         )
     )
-    if (record := _reusable(output, fingerprint)) is not None:
+    if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
     info: dict[str, Any] = {"pairs_file": str(config.pairs_file)}
     dev_corpus = None
@@ -367,7 +373,7 @@ def _from_file(config: BuildPairsConfig, ref: ModelRef, output: Path) -> PairsRe
         recipe=_recipe(config),
         info=info,
     )
-    _write(output, train, summary, record)
+    _write(output, train, summary, record, config.overwrite)
     return PairsResult(output, len(train), len(dev.queries), record, summary)
 
 

@@ -173,6 +173,9 @@ class BuildPairsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output: str = Field(description="folder for pairs.jsonl, pairs.summary.json, pairset.json")
+    overwrite: bool = Field(
+        default=False, description="rebuild in place of pairs made from other inputs"
+    )
     data: str | None = Field(default=None, description="BEIR folder (or a parent of splits)")
     pairs_file: str | None = Field(default=None, description="your own pairs (JSONL/CSV)")
     split: str = "train"

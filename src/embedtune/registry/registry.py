@@ -35,6 +35,7 @@ from embedtune.errors import ConfigError, DataError
 from embedtune.io import sha256_file, write_json
 from embedtune.model_folder import SETTINGS_FILE, read_settings
 from embedtune.models import folder_sha256
+from embedtune.outputs import check_output
 from embedtune.registry.records import (
     EvalSummary,
     ExportRecord,
@@ -73,7 +74,8 @@ def _read(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """A version name fits the grammar (it is printed in tables and sent over the network)."""
     if not _NAME.fullmatch(name):
         raise ConfigError(f"{name!r} cannot be a version name: use {_GRAMMAR}")
     return name
@@ -85,7 +87,8 @@ def _default_name(folder: Path) -> str:
     return name if _NAME.fullmatch(name) else "model"
 
 
-def _check_tag(tag: str) -> None:
+def check_tag(tag: str) -> None:
+    """A tag fits the grammar and cannot pass for a version id or id prefix."""
     if not _NAME.fullmatch(tag) or _HEX.fullmatch(tag):
         raise ConfigError(
             f"{tag!r} cannot be a tag: use {_GRAMMAR}, not all hex digits (that could pass "
@@ -375,7 +378,7 @@ class Registry:
         """
         # Everything that can be refused is checked before the registry folder is created.
         if name is not None:
-            _check_name(name)
+            check_name(name)
         if self.root.exists() and not self.root.is_dir():
             self._existing()
         source = Path(model)
@@ -384,6 +387,8 @@ class Registry:
                 "not a sentence-transformers model folder (no modules.json)", path=source
             )
         source = source.resolve()
+        # a registry inside the model folder would copy itself into itself
+        check_output(self.root, [source], option="--registry", exists_ok=True, holds_inputs=True)
         _refuse_links(source)
         loaded = None if report is None else _read_report(Path(report))
         parent_id = self.resolve(parent) if parent else None  # versions are never removed
@@ -464,6 +469,7 @@ class Registry:
         meta_file = folder / EXPORT_META
         if not meta_file.is_file():
             raise DataError(f"not an embedtune export (no {EXPORT_META})", path=folder)
+        check_output(self.root, [folder], option="--registry", exists_ok=True, holds_inputs=True)
         meta = _read(meta_file)
         int8 = meta.get("parity", {}).get("int8", {})
         if int8.get("ok") is False:
@@ -520,7 +526,7 @@ class Registry:
             >>> Registry("registry").promote("staging", "production")
             {'staging': '77ab01c9e2f3', 'production': '77ab01c9e2f3'}
         """
-        _check_tag(tag)
+        check_tag(tag)
         self._existing()
         with _lock(self.root):
             tags = self.tags()

@@ -43,8 +43,42 @@ class RunEvalConfig(BaseModel):
     fusion: Literal["rrf", "dev"] = "dev"
 
 
+class RunExportConfig(BaseModel):
+    """Export the tuned model to ``RUN/export`` (int8 is checked on the test split)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "onnx-int8"])
+
+
+class RunRegisterConfig(BaseModel):
+    """Add the tuned model (with its eval report, and its export if any) to a registry and
+    point tags at it. A registry usually outlives runs, so it lives outside the run folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(default="registry", description="registry folder")
+    name: str | None = Field(default=None, description="readable name (default: the folder's)")
+    tags: list[str] = Field(default_factory=list, description="tags to point at the version")
+
+
+class RunIndexConfig(BaseModel):
+    """Embed a corpus with the registered version into a vector index (needs ``register``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(default="index", description="index folder (LanceDB, or Qdrant local)")
+    backend: Literal["lancedb", "qdrant"] = "lancedb"
+    url: str | None = None
+    name: str = "passages"
+    encoder: Literal["torch", "fp32", "int8"] = "torch"
+    data: str | None = Field(default=None, description="corpus to index (default: data.test)")
+    split: str | None = Field(default=None, description="its split (default: data.test_split)")
+
+
 class RunConfig(BaseModel):
-    """ingest → govern → analyze → pairs → train → evaluate, in one file."""
+    """ingest → govern → analyze → pairs → train → evaluate (→ export → register → index),
+    in one file."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +89,11 @@ class RunConfig(BaseModel):
     eval: RunEvalConfig = Field(default_factory=RunEvalConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     analyze: bool = Field(default=True, description="write the vocabulary-gap analysis")
+    export: RunExportConfig | None = Field(default=None, description="export after evaluation")
+    registry: RunRegisterConfig | None = Field(
+        default=None, description="add the model to a registry"
+    )
+    index: RunIndexConfig | None = Field(default=None, description="index a corpus with it")
 
 
 def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +115,11 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        # one line: the problem and where (PyYAML's own text spans several, with a caret)
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{file}{where}: not valid YAML: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     if not isinstance(loaded, dict):

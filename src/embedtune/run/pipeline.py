@@ -23,6 +23,7 @@ import yaml
 
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.io import is_main_process, write_json, write_text
+from embedtune.outputs import check_output, replacing
 
 if TYPE_CHECKING:
     from embedtune.train.train import TrainResult
@@ -32,7 +33,17 @@ from embedtune.train.config import work_dir
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "govern", "analyze", "pairs", "train", "evaluate")
+STAGES = (
+    "ingest",
+    "govern",
+    "analyze",
+    "pairs",
+    "train",
+    "evaluate",
+    "export",
+    "register",
+    "index",
+)
 
 
 def _stage(
@@ -83,6 +94,7 @@ def fine_tune(
     dev_split: str | None = None,
     resume: bool = False,
     skip_bad: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Pairs, then training: what ``embedtune train DATA`` does, the two stages in a row.
 
@@ -95,6 +107,8 @@ def fine_tune(
         split, dev_split: The training split, and the dev split (default: the dev rule).
         resume: Continue an interrupted training from its last complete checkpoint.
         skip_bad: Skip (and count) unreadable records instead of stopping.
+        overwrite: Start over in place of an existing model folder (and its pairs and
+            checkpoints); the old one is deleted only once the new one is complete.
 
     Returns:
         TrainResult: the model folder and its settings record.
@@ -117,14 +131,13 @@ def fine_tune(
         skip_bad=skip_bad,
         resume=resume,
     )
-    if Path(output).exists():  # refused before any pairs are mined
-        raise ConfigError(
-            f"{output} already exists; models are never overwritten: choose a new --output"
-        )
+    # refused before any pairs are mined
+    check_output(output, [data, pairs_file, train_config.base_model], overwrite=overwrite)
     preflight(train_config)
-    built = build_pairs(pairs_config)
-    _wait_for_rank_zero(Path(pairs_config.output), built.record.fingerprint)
-    return train_model(train_config)
+    with replacing(output, overwrite), replacing(work_dir(output), overwrite):
+        built = build_pairs(pairs_config)
+        _wait_for_rank_zero(Path(pairs_config.output), built.record.fingerprint)
+        return train_model(train_config)
 
 
 def _wait_for_rank_zero(pairs_dir: Path, fingerprint: str) -> None:
@@ -156,6 +169,7 @@ def _eval_config(
         "fusion": config.eval.fusion,
         "skip_bad": config.data.skip_bad,
         "show_progress": progress,
+        "overwrite": True,  # the stage is redone when an earlier attempt did not finish
     }
     if config.eval.systems:
         options["systems"] = config.eval.systems
@@ -194,7 +208,50 @@ def _preflight(config: RunConfig, folder: Path, progress: bool) -> Any:
             passages=train_config.passages,
             skip_bad=config.data.skip_bad,
         )
+    _preflight_ship(config, folder)
     return train_config
+
+
+def _preflight_ship(config: RunConfig, folder: Path) -> None:
+    """The export, register and index settings, checked before the first stage."""
+    from embedtune.errors import require
+
+    if config.export is not None:
+        require("onnxruntime", "onnx")
+        _export_config(config, folder, config.data.test)
+    if config.index is not None and config.registry is None:
+        raise ConfigError("index: indexes a registered version: add a `registry:` block")
+    register = config.registry
+    if register is not None:
+        from embedtune.registry.registry import check_name, check_tag
+
+        if register.name is not None:
+            check_name(register.name)
+        for tag in register.tags:
+            check_tag(tag)
+        check_output(register.path, [config.data.train, config.data.test], exists_ok=True)
+    if config.index is not None:
+        require("lancedb" if config.index.backend == "lancedb" else "qdrant_client", "index")
+        if config.index.encoder != "torch" and config.export is None:
+            raise ConfigError(
+                f"index.encoder {config.index.encoder} uses the ONNX export: add an `export:` "
+                "block, or use encoder torch"
+            )
+
+
+def _export_config(config: RunConfig, folder: Path, test_data: str) -> Any:
+    from embedtune.export.config import ExportConfig
+
+    return ExportConfig.model_validate(
+        {
+            "model": str(folder / "model"),
+            "output": str(folder / "export"),
+            "overwrite": True,  # the stage is redone when an earlier attempt did not finish
+            "formats": config.export.formats if config.export else [],
+            "eval_data": test_data,
+            "eval_split": config.data.test_split,
+        }
+    )
 
 
 @dataclass
@@ -213,7 +270,7 @@ class RunResult:
     report: dict[str, Any] | None
 
 
-def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
+def run_pipeline(config: RunConfig, progress: bool = True, overwrite: bool = False) -> RunResult:
     """Run every stage not yet done: ingest → govern → analyze → pairs → train → evaluate.
 
     Stages that finished in an earlier call (their marker in ``OUTPUT/stages/``) are skipped,
@@ -223,6 +280,8 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
     Args:
         config: The run config (``embedtune run`` reads it from YAML).
         progress: Progress bars for the long steps.
+        overwrite: Start over in place of an existing run folder (deleted only once the new
+            run is complete; a failed run puts it back).
 
     Returns:
         RunResult: the run folder, the model folder and the evaluation report.
@@ -233,6 +292,14 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
         0.883
     """
     folder = Path(config.output)
+    # a run folder is resumed, and may hold its own data (the demo's); never inside the data
+    inputs = [config.data.train, config.data.test, config.train.get("base_model")]
+    check_output(folder, inputs, overwrite=overwrite, exists_ok=True, holds_inputs=True)
+    with replacing(folder, overwrite):
+        return _run_stages(config, folder, progress)
+
+
+def _run_stages(config: RunConfig, folder: Path, progress: bool) -> RunResult:
     resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     saved = folder / "config.yaml"
     if saved.is_file() and saved.read_text(encoding="utf-8") != resolved:
@@ -249,7 +316,15 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
 
         train = load_beir(data.train, data.train_split, skip_bad=data.skip_bad)
         test = load_beir(data.test, data.test_split, skip_bad=data.skip_bad)
-        return {"train": train.manifest.to_dict(), "test": test.manifest.to_dict()}
+        manifests = {"train": train.manifest.to_dict(), "test": test.manifest.to_dict()}
+        if config.governance.redact:
+            # This marker is written before the ids are scanned: the document ids the manifest
+            # quotes as examples of exact duplicates may be personal (an e-mail address as an
+            # id), so only the counts are kept; the govern stage's report lists the examples
+            # with personal ids pseudonymised.
+            for manifest in manifests.values():
+                manifest["duplicates"].pop("examples", None)
+        return manifests
 
     def govern() -> dict[str, Any]:
         from embedtune.corpus.splits import training_splits
@@ -277,6 +352,7 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
                 split=data.train_split,
                 model=train_config.base_model,
                 output=str(folder / "analysis"),
+                overwrite=True,  # what an interrupted earlier attempt left is redone
                 passages=train_config.passages,
                 skip_bad=data.skip_bad,
             )
@@ -314,4 +390,59 @@ def run_pipeline(config: RunConfig, progress: bool = True) -> RunResult:
     _stage(folder, "train", train)
     if not is_main_process():  # other torchrun processes only help to train
         return RunResult(folder, folder / "model", None)
-    return RunResult(folder, folder / "model", _stage(folder, "evaluate", evaluate))
+    report = _stage(folder, "evaluate", evaluate)
+    _ship(config, folder, paths["test"])
+    return RunResult(folder, folder / "model", report)
+
+
+def _ship(config: RunConfig, folder: Path, test_data: str) -> None:
+    """The optional stages after evaluation: export → register (+ tags) → index."""
+    from embedtune.registry import Registry
+
+    def export() -> dict[str, Any]:
+        from embedtune.export import export_model
+
+        result = export_model(_export_config(config, folder, test_data))
+        return {"output": result.path, "files": result.files, "ok": result.ok}
+
+    def register() -> dict[str, Any]:
+        assert config.registry is not None
+        registry = Registry(config.registry.path)
+        record = registry.add(
+            folder / "model", report=folder / "eval" / "report.json", name=config.registry.name
+        )
+        exported = None
+        if config.export is not None:
+            exported = registry.add_export(folder / "export", record.id).id
+        for tag in config.registry.tags:
+            registry.promote(record.id, tag)
+        logger.info("register: version %s in %s", record.id, config.registry.path)
+        return {"version": record.id, "export": exported, "tags": config.registry.tags}
+
+    def index() -> dict[str, Any]:
+        from embedtune.index import Index, IndexConfig
+
+        assert config.index is not None and config.registry is not None
+        spec = config.index
+        built = Index(
+            IndexConfig(
+                path=spec.path,
+                backend=spec.backend,
+                url=spec.url,
+                name=spec.name,
+                encoder=spec.encoder,
+            ),
+            Registry(config.registry.path),
+        ).build(
+            spec.data or test_data,
+            spec.split if spec.data else (spec.split or config.data.test_split),
+            version,
+        )
+        return {"table": built.table, "passages": built.passages, "index": built.index}
+
+    if config.export is not None:
+        _stage(folder, "export", export)
+    if config.registry is not None:
+        version = _stage(folder, "register", register)["version"]
+        if config.index is not None:
+            _stage(folder, "index", index)

@@ -18,7 +18,7 @@ def work_dir(output: str | Path) -> Path:
 
 
 # Fields of a TrainConfig that say where, not how: not part of the recipe stored with a model.
-JOB_FIELDS = ("output", "pairs_dir", "resume")
+JOB_FIELDS = ("output", "pairs_dir", "resume", "overwrite")
 
 
 class ProbeSet(BaseModel):
@@ -115,6 +115,9 @@ class TrainConfig(BaseModel):
         default=None, description="pairs folder (pairs stage output); default OUTPUT.work/"
     )
     resume: bool = Field(default=False, description="continue from the last checkpoint")
+    overwrite: bool = Field(
+        default=False, description="replace an existing model folder (and start over)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -23,6 +23,7 @@ from embedtune.errors import ConfigError, DataError
 from embedtune.io import is_main_process, write_json, write_text
 from embedtune.model_folder import ModelSettings, write_settings
 from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
 from embedtune.retrieval.fusion import dev_fusion
 from embedtune.retrieval.metrics import Run
@@ -204,7 +205,8 @@ def train_model(config: TrainConfig) -> TrainResult:
         TrainResult: the model folder and its settings record.
 
     Raises:
-        ConfigError: The output exists, an unfinished run without ``resume``, no pairs.
+        ConfigError: The output exists (without ``overwrite``) or lies inside an input, an
+            unfinished run without ``resume``, no pairs.
         DataError: Unreadable pairs, probes or dev data.
 
     Example:
@@ -212,25 +214,30 @@ def train_model(config: TrainConfig) -> TrainResult:
         >>> result.settings.outcome.better
         True
     """
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers,
-        SentenceTransformerTrainingArguments,
-    )
-
     if config.output is None:
         raise ConfigError("give the model folder to create (output)")
     out = Path(config.output)
     work = work_dir(out)
     pairs_dir = Path(config.pairs_dir) if config.pairs_dir else work
+    check_output(out, [pairs_dir, config.base_model], overwrite=config.overwrite)
+    # overwrite starts over: the old model and its checkpoints wait aside until the new one is
+    # complete (the pairs stay when they live in the work folder: they were just built there)
+    fresh_work = config.overwrite and work.resolve() != pairs_dir.resolve()
+    with replacing(out, config.overwrite), replacing(work, fresh_work):
+        return _train(config.model_copy(update={"overwrite": False}), out, work, pairs_dir)
+
+
+def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> TrainResult:
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
     resume = config.resume
-    if out.exists():
-        raise ConfigError(
-            f"{out} already exists; models are never overwritten: choose a new --output"
-        )
     if (work / "checkpoints").is_dir() and any((work / "checkpoints").iterdir()) and not resume:
         raise ConfigError(
-            f"{work} holds an unfinished run: pass --resume to continue it, or "
-            "delete it to start over"
+            f"{work} holds an unfinished run: pass --resume to continue it, or --overwrite "
+            "to start over"
         )
     record = _pair_set(pairs_dir, config)
     strategy = get_strategy(config.strategy)
