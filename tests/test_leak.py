@@ -226,6 +226,10 @@ REPO_SKIP_DIRS = {
     "__pycache__",
 }
 SOURCE_SUFFIXES = {".py", ".pyi", ".md", ".toml", ".yaml", ".yml", ".txt", ".cfg", ".in", ".ini"}
+# Anywhere: package installs and bytecode that other processes on the machine write meanwhile
+# (a pip install into a venv in /tmp once matched a 9-digit needle in pandas' test bytecode).
+# embedtune writes into none of them.
+FOREIGN_DIRS = {"site-packages", "dist-packages", "__pycache__", "node_modules", ".git"}
 
 
 def _files(root: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
@@ -255,8 +259,10 @@ def _changed_since(roots: list[Path], since_ns: int, skip: tuple[Path, ...]) -> 
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
                         name = entry.name
-                        if entry.path in skipped or (
-                            in_repo and (name in REPO_SKIP_DIRS or name.endswith(".egg-info"))
+                        if (
+                            entry.path in skipped
+                            or name in FOREIGN_DIRS
+                            or (in_repo and (name in REPO_SKIP_DIRS or name.endswith(".egg-info")))
                         ):
                             continue
                         stack.append(entry.path)
