@@ -183,3 +183,33 @@ def _window_yaml(folder: Path) -> Path:
     path = folder / "window.yaml"
     path.write_text("passages: {window: 12, stride: 6}\nbatch_size: 8\n")
     return path
+
+
+def test_candidate_mining_encodes_only_candidates_and_matches_corpus_mining_when_deep(
+    train_set: Path, encoder: DenseEncoder
+) -> None:
+    data = load_beir(train_set, "train")
+    passages = PassageConfig(window=12, stride=6)
+    negatives = {"sources": ["bm25", "base"], "ranks": [2, 10], "per_query": 2, "margin": 0.0}
+    corpus_pairs, summary = mine_labeled_pairs(
+        data, encoder, passages, PairsConfig.model_validate({"negatives": negatives})
+    )
+    total = summary["passages"]["count"]
+    assert encoder.stats.encoded == total
+    # every passage shares a word with every query here, so a pool as deep as the corpus is
+    # the whole corpus: the same pairs, negatives and scores as mining the corpus
+    encoder.stats.encoded = 0
+    deep = {"negatives": negatives, "mining": "candidates", "candidate_depth": total}
+    deep_pairs, _ = mine_labeled_pairs(data, encoder, passages, PairsConfig.model_validate(deep))
+    assert deep_pairs == corpus_pairs
+    # a few queries with a shallow pool: only their candidates are encoded, and the rank
+    # range is still filled from them
+    encoder.stats.encoded = 0
+    shallow = {"negatives": negatives, "mining": "candidates", "candidate_depth": 10}
+    few = ["q1", "q2", "q3", "q4"]
+    config = PairsConfig.model_validate(shallow)
+    pairs, _ = mine_labeled_pairs(data, encoder, passages, config, query_ids=few)
+    assert 0 < encoder.stats.encoded <= 4 * 10 + 4 * 8 < total
+    assert len(pairs) == 4 and all(len(p.negatives) == 2 for p in pairs)
+    with pytest.raises(ValueError, match="candidate_depth 5 is shallower"):
+        PairsConfig.model_validate({"mining": "candidates", "candidate_depth": 5})

@@ -322,6 +322,16 @@ def pairs(
     per_query: Annotated[int | None, typer.Option(help="hard negatives per pair")] = None,
     margin: Annotated[float | None, typer.Option(help="false-negative margin")] = None,
     cross_encoder: Annotated[str | None, typer.Option(help="local cross-encoder folder")] = None,
+    mining: Annotated[
+        str | None,
+        typer.Option(
+            help="corpus (encode every passage) | candidates (only each query's BM25 top "
+            "--candidate-depth and its judged documents)"
+        ),
+    ] = None,
+    candidate_depth: Annotated[
+        int | None, typer.Option(help="candidates: BM25 passages per training query")
+    ] = None,
     window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
     supervision: Annotated[
@@ -350,9 +360,14 @@ def pairs(
         ):
             if value is not None:
                 negatives[key] = value
-        mining: dict[str, Any] = {"negatives": negatives}
-        if positive is not None:
-            mining["positive"] = positive
+        recipe: dict[str, Any] = {"negatives": negatives}
+        for key, value in (
+            ("positive", positive),
+            ("mining", mining),
+            ("candidate_depth", candidate_depth),
+        ):
+            if value is not None:
+                recipe[key] = value
         if supervision not in {"labels", "weak"}:
             raise ConfigError(f"--supervision '{supervision}': choose labels or weak")
         options: dict[str, Any] = {
@@ -365,7 +380,7 @@ def pairs(
             "skip_bad": skip_bad,
             "supervision": supervision,
             "base_model": model,
-            "pairs": mining,
+            "pairs": recipe,
         }
         if window is not None or stride is not None:
             options["passages"] = _passages(window, stride)

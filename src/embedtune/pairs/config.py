@@ -42,8 +42,27 @@ class PairsConfig(BaseModel):
         default="base", description="how the passage inside a relevant document is chosen"
     )
     negatives: NegativesConfig = Field(default_factory=NegativesConfig)
+    # What the base model encodes to mine: `corpus` encodes every passage (cost grows with the
+    # corpus); `candidates` encodes only each training query's BM25 top `candidate_depth`
+    # passages and the passages of its judged documents (cost grows with the queries), and
+    # ranks the dense negatives among those.
+    mining: Literal["corpus", "candidates"] = Field(
+        default="corpus", description="corpus | candidates: which passages are encoded to mine"
+    )
+    candidate_depth: int = Field(
+        default=100, ge=1, description="candidates: BM25 passages per training query"
+    )
     batch_size: int = Field(default=64, ge=1, description="encoding batch size")
     chunk_passages: int = Field(default=8192, ge=1)
+
+    @model_validator(mode="after")
+    def _deep_enough(self) -> PairsConfig:
+        if self.mining == "candidates" and self.candidate_depth < self.negatives.ranks[1]:
+            raise ValueError(
+                f"candidate_depth {self.candidate_depth} is shallower than the negatives' last "
+                f"rank {self.negatives.ranks[1]}: raise candidate_depth"
+            )
+        return self
 
 
 WeakSource = Literal["title", "adjacent", "lead", "sentence", "keyphrase", "llm"]

@@ -2,13 +2,16 @@
 negatives from chosen rank ranges of BM25 and the base model, and a false-negative filter.
 
 Memory stays bounded as the corpus grows: passages are encoded chunk by chunk into a memory-mapped
-file, searched chunk by chunk, and BM25 keeps only each query's top ranks.
+file, searched chunk by chunk, and BM25 keeps only each query's top ranks. With ``mining:
+candidates`` only the passages some training query can use are encoded (its BM25 top ranks and
+its judged documents), so the encoding cost follows the number of queries, not the corpus.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedtune.console import progress
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.pairs import Pair
 from embedtune.corpus.passages import Passages, split_passages
@@ -42,11 +46,72 @@ def encode_memmap(encoder: DenseEncoder, passages: Passages, path: Path, chunk: 
     texts = passages.texts
     dim = int(encoder.model.get_embedding_dimension() or 0)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+    bar = progress(total=len(texts), desc="encode passages", unit="psg")
     for d0, d1 in doc_chunks(passages.bounds, chunk):
         p0, p1 = int(passages.bounds[d0]), int(passages.bounds[d1])
         out[p0:p1] = encoder.encode_documents(texts[p0:p1])
+        bar.update(p1 - p0)
+    bar.close()
     out.flush()
     return out
+
+
+class SubsetVectors:
+    """Embeddings of some passages, indexed by their position in the whole corpus (what
+    the mining code indexes by), so candidate mining needs no corpus-sized array."""
+
+    def __init__(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        self.rows = rows
+        self.vectors = vectors
+        self._position = {int(row): i for i, row in enumerate(rows)}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        if isinstance(key, slice):
+            return self.vectors[[self._position[i] for i in range(key.start, key.stop)]]
+        return self.vectors[self._position[int(key)]]
+
+
+def encode_rows(
+    encoder: DenseEncoder, passages: Passages, rows: np.ndarray, chunk: int
+) -> SubsetVectors:
+    """The embeddings of the passages at ``rows`` (sorted), encoded a chunk at a time."""
+    dim = int(encoder.model.get_embedding_dimension() or 0)
+    vectors = np.empty((len(rows), dim), dtype=np.float32)
+    bar = progress(total=len(rows), desc="encode candidates", unit="psg")
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        vectors[start : start + len(part)] = encoder.encode_documents(
+            [passages.texts[int(i)] for i in part]
+        )
+        bar.update(len(part))
+    bar.close()
+    return SubsetVectors(rows, vectors)
+
+
+def candidate_rows(
+    bm25_order: list[list[int]], judged: list[set[int]], bounds: np.ndarray
+) -> np.ndarray:
+    """Sorted passage rows worth encoding: every query's BM25 ranks and every passage of a
+    document it has a judgment for (its positives are chosen among them)."""
+    rows: set[int] = set()
+    for order, docs in zip(bm25_order, judged, strict=True):
+        rows.update(order)
+        for doc in docs:
+            rows.update(range(int(bounds[doc]), int(bounds[doc + 1])))
+    return np.array(sorted(rows), dtype=np.int64)
+
+
+def bm25_orders(bm25: BM25Index, queries: list[str], depth: int) -> list[list[int]]:
+    """Each query's top ``depth`` passage rows by BM25, best first (ties: higher row first)."""
+    ranked = bm25.search({str(i): q for i, q in enumerate(queries)}, k=depth, show_progress=True)
+    orders = []
+    for i in range(len(queries)):
+        scores = ranked[str(i)]
+        orders.append([int(d) for d in sorted(scores, key=lambda d: (scores[d], d), reverse=True)])
+    return orders
 
 
 def dense_top_passages(
@@ -100,21 +165,49 @@ def mine_labeled_pairs(
     depth = neg.ranks[1]
     counts: Counter[str] = Counter()
     cross = _CrossScorer(neg.cross_encoder) if neg.cross_encoder else None
-    query_vectors = encoder.encode_queries([dataset.queries[q] for q in qids])
-    with tempfile.TemporaryDirectory(prefix="embedtune-pairs-") as tmp:
-        vectors = encode_memmap(
-            encoder, passages, Path(tmp) / "passages.npy", config.chunk_passages
+    query_texts = [dataset.queries[q] for q in qids]
+    query_vectors = encoder.encode_queries(query_texts)
+    judged_docs = [{doc_index[d] for d in dataset.qrels[q]} for q in qids]
+    bm25 = orders = None
+    if "bm25" in neg.sources or config.positive == "bm25" or config.mining == "candidates":
+        started = time.perf_counter()
+        bm25 = BM25Index([str(i) for i in range(len(passages))], passages.texts)
+        logger.info(
+            "pairs: BM25 over %d passages in %.0f s", len(passages), time.perf_counter() - started
         )
-        dense_idx, _ = dense_top_passages(query_vectors, vectors, depth, config.chunk_passages)
-        bm25 = None
-        if "bm25" in neg.sources or config.positive == "bm25":
-            bm25 = BM25Index([str(i) for i in range(len(passages))], passages.texts)
+        # corpus mining asks BM25 for exactly the ranks it uses (the same ties at the cut)
+        wide = config.mining == "candidates"
+        orders = bm25_orders(
+            bm25, query_texts, max(depth, config.candidate_depth) if wide else depth
+        )
+    vectors: Any
+    with tempfile.TemporaryDirectory(prefix="embedtune-pairs-") as tmp:
+        if config.mining == "candidates":
+            assert orders is not None
+            rows = candidate_rows(orders, judged_docs, passages.bounds)
+            logger.info(
+                "pairs: encoding %d candidate passages of %d (%d queries)",
+                len(rows),
+                len(passages),
+                len(qids),
+            )
+            vectors = encode_rows(encoder, passages, rows, config.chunk_passages)
+            local, _ = dense_top_passages(
+                query_vectors, vectors.vectors, depth, config.chunk_passages
+            )
+            dense_idx = rows[local]
+        else:
+            vectors = encode_memmap(
+                encoder, passages, Path(tmp) / "passages.npy", config.chunk_passages
+            )
+            dense_idx, _ = dense_top_passages(query_vectors, vectors, depth, config.chunk_passages)
         pairs = []
         for row, qid in enumerate(qids):
             query = dataset.queries[qid]
             relevant = {doc_index[d] for d, s in dataset.qrels[qid].items() if s >= 1}
-            judged = {doc_index[d] for d in dataset.qrels[qid]}
-            candidates = _candidates(row, query, dense_idx, bm25, neg.sources, neg.ranks, depth)
+            judged = judged_docs[row]
+            bm25_order = orders[row][:depth] if orders is not None else None
+            candidates = _candidates(row, dense_idx, bm25_order, neg.sources, neg.ranks)
             for doc_id, grade in dataset.qrels[qid].items():
                 if grade < 1:
                     continue
@@ -182,12 +275,10 @@ def mine_labeled_pairs(
 
 def _candidates(
     row: int,
-    query: str,
     dense_idx: np.ndarray,
-    bm25: BM25Index | None,
+    bm25_order: list[int] | None,
     sources: Sequence[str],
     ranks: tuple[int, int],
-    depth: int,
 ) -> list[tuple[str, int, int]]:
     """(method, rank, passage index) inside the rank range, interleaved across sources."""
     lo, hi = ranks
@@ -196,11 +287,9 @@ def _candidates(
         per_source.append(
             [("base", r + 1, int(i)) for r, i in enumerate(dense_idx[row]) if lo <= r + 1 <= hi]
         )
-    if "bm25" in sources and bm25 is not None:
-        ranked = bm25.search({"q": query}, k=depth)["q"]
-        order = sorted(ranked, key=lambda d: (ranked[d], d), reverse=True)
+    if "bm25" in sources and bm25_order is not None:
         per_source.append(
-            [("bm25", r + 1, int(d)) for r, d in enumerate(order) if lo <= r + 1 <= hi]
+            [("bm25", r + 1, d) for r, d in enumerate(bm25_order) if lo <= r + 1 <= hi]
         )
     merged: list[tuple[str, int, int]] = []
     for position in range(max((len(s) for s in per_source), default=0)):
