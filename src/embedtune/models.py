@@ -131,10 +131,30 @@ def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
     require("peft", "train")
     from sentence_transformers import SentenceTransformer
 
-    settings = read_settings(folder)
-    if settings is None:
+    if read_settings(folder) is None:
         # not ours: let sentence-transformers resolve the base as it does online
         return SentenceTransformer(str(folder), device=device, local_files_only=True)
+    base = adapter_base(folder)
+    model = SentenceTransformer(base.path, device=device, local_files_only=True)
+    model.load_adapter(str(folder))
+    saved = json.loads((folder / "config_sentence_transformers.json").read_text("utf-8"))
+    model.prompts = saved.get("prompts") or {}
+    return model
+
+
+def adapter_base(folder: str | Path) -> ModelRef:
+    """The base model an adapter folder saved by ``save_adapter`` loads onto: the base recorded
+    (by name and content hash) in its settings record, or ``$EMBEDTUNE_ADAPTER_BASE``.
+
+    Raises:
+        ConfigError: The folder has no settings record, or the base found has other weights.
+    """
+    from embedtune.model_folder import read_settings
+
+    folder = Path(folder)
+    settings = read_settings(folder)
+    if settings is None:
+        raise ConfigError(f"{folder}: an adapter without embedtune's settings record")
     recorded = settings.base_model
     base = resolve_model(os.environ.get("EMBEDTUNE_ADAPTER_BASE") or recorded.name)
     if base.sha256 != recorded.sha256:
@@ -143,8 +163,4 @@ def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
             f"but {base.path} has other weights (sha256 {base.sha256[:12]}); set "
             "EMBEDTUNE_ADAPTER_BASE to the folder of the base it was trained on"
         )
-    model = SentenceTransformer(base.path, device=device, local_files_only=True)
-    model.load_adapter(str(folder))
-    saved = json.loads((folder / "config_sentence_transformers.json").read_text("utf-8"))
-    model.prompts = saved.get("prompts") or {}
-    return model
+    return base

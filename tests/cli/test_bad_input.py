@@ -75,6 +75,17 @@ def _write(name: str, text: str) -> Callable[[World], None]:
     return setup
 
 
+def _monitor_profile(w: World) -> None:
+    """A small synthetic monitor profile folder at w.root/profile."""
+    import numpy as np
+
+    from embedtune.monitor import DriftSettings, build_profile_from_embeddings, save_profile
+
+    x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    settings = DriftSettings(calibration_windows=0, permutations=50)
+    save_profile(build_profile_from_embeddings(x, settings=settings), w.root / "profile")
+
+
 @dataclass
 class Case:
     id: str
@@ -356,6 +367,136 @@ CASES = [
         ),
     ),
     Case("demo-onto-file", lambda w: ["demo", "-o", str(w.bad_json)], "notes.json"),
+    # monitor
+    Case(
+        "monitor-profile-missing-queries",
+        lambda w: [
+            "monitor",
+            "profile",
+            w.p("nope.jsonl"),
+            "-o",
+            w.p("p"),
+            "--model",
+            str(w.model),
+        ],
+        "nope.jsonl",
+    ),
+    Case(
+        "monitor-profile-existing",
+        lambda w: [
+            "monitor",
+            "profile",
+            str(w.data),
+            "-o",
+            str(w.existing),
+            "--model",
+            str(w.model),
+        ],
+        "--overwrite",
+    ),
+    Case(
+        "monitor-profile-no-place",
+        lambda w: ["monitor", "profile", str(w.data), "--model", str(w.model)],
+        "--output",
+    ),
+    Case(
+        "monitor-check-missing-profile",
+        lambda w: [
+            "monitor",
+            "check",
+            str(w.bad_json),
+            "--profile",
+            w.p("nope"),
+            REG,
+            str(w.registry),
+        ],
+        "nope",
+    ),
+    Case(
+        "monitor-check-version-without-profile",
+        lambda w: [
+            "monitor",
+            "check",
+            str(w.bad_json),
+            "--version",
+            "production",
+            REG,
+            str(w.registry),
+        ],
+        "no monitor profile",
+    ),
+    Case(
+        "monitor-check-bad-window",
+        lambda w: ["monitor", "check", str(w.bad_json), "--profile", w.p("profile")],
+        "not a window record",
+        lambda w: _monitor_profile(w),
+    ),
+    Case(
+        "monitor-check-bad-npy",
+        lambda w: ["monitor", "check", w.p("window.npy"), "--profile", w.p("profile")],
+        "window.npy",
+        lambda w: (_monitor_profile(w), _write("window.npy", "not an array")(w)),
+    ),
+    Case(
+        "monitor-probe-missing",
+        lambda w: [
+            "monitor",
+            "probe",
+            w.p("nope"),
+            "--version",
+            "production",
+            REG,
+            str(w.registry),
+        ],
+        "nope",
+    ),
+    Case(
+        "monitor-probe-bad-history",
+        lambda w: [
+            "monitor",
+            "probe",
+            str(w.data),
+            "--version",
+            "production",
+            REG,
+            str(w.registry),
+            "--history",
+            str(w.bad_json),
+        ],
+        "not a probe history line",
+    ),
+    Case(
+        "monitor-canary-no-profile",
+        lambda w: ["monitor", "canary", "--version", "production", REG, str(w.registry)],
+        "no monitor profile",
+    ),
+    # serve (each refused before a model loads or a port is bound; the server never writes)
+    Case("serve-no-registry", lambda w: ["serve", REG, w.p("nope")], "no registry at"),
+    Case(
+        "serve-unknown-model",
+        lambda w: ["serve", REG, str(w.registry), "--model", "nope"],
+        "no version or tag 'nope'",
+    ),
+    Case(
+        "serve-backend",
+        lambda w: ["serve", REG, str(w.registry), "--backend", "gguf"],
+        "invalid option: backend",
+    ),
+    Case(
+        "serve-no-export",
+        lambda w: ["serve", REG, str(w.registry), "--backend", "onnx-int8"],
+        "no int8 ONNX export",
+    ),
+    Case(
+        "serve-key-file",
+        lambda w: ["serve", REG, str(w.registry), "--api-key-file", w.p("nope")],
+        "cannot read the API key file",
+    ),
+    Case(
+        "pairs-mining",
+        lambda w: ["pairs", str(w.data), "-o", w.p("o"), "--mining", "everything"],
+        "mining",
+    ),
 ]
 
 

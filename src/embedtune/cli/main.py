@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from embedtune.cli.monitor import monitor_app
+from embedtune.cli.serve import serve_command
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.run.config import merge_settings, read_yaml_mapping
 
@@ -712,6 +714,7 @@ registry_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(registry_app, name="registry")
+app.add_typer(monitor_app, name="monitor")
 RegistryOption = Annotated[
     Path,
     typer.Option(
@@ -898,6 +901,8 @@ def search_command(
     for rank, hit in enumerate(_run(find), start=1):
         console.print(f"{rank:>3}  {hit.score:.4f}  {hit.doc_id}  (passage {hit.passage})")
 
+
+app.command("serve")(serve_command)
 
 
 @app.command("run")

@@ -5,6 +5,7 @@
       versions/<id>/version.json    id, content hash, lineage, eval summary
       versions/<id>/report.json     the eval report, when one was given
       versions/<id>/exports/<id>/   exports of this version (each immutable)
+      versions/<id>/profiles/<id>/  monitor profiles of this version (each immutable)
       tags.json                     tag → version id (replaced atomically on every move)
       .lock                         held by every writer (file lock: concurrent adds are safe)
 
@@ -53,6 +54,7 @@ ID_LENGTH = 12
 NOT_CONTENT = ("README.md", SETTINGS_FILE)
 EXPORT_RECORD = "export-record.json"
 EXPORT_META = "export.json"  # written by the export stage (which the registry must not import)
+PROFILE_META = "profile.json"  # written by the monitor stage (likewise)
 # A version name or a tag: nothing a terminal or rich markup would interpret, nothing that spans
 # lines or paths. A tag is, besides, never all hex digits: it could pass for an id prefix.
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -506,6 +508,48 @@ class Registry:
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
         return ExportRecord.model_validate(_read(target / EXPORT_RECORD))
+
+    def add_profile(self, profile: str | os.PathLike[str], version: str) -> Path:
+        """Keep a monitor profile folder (``profile.json`` + its arrays) beside a version,
+        content-addressed and immutable like an export:
+        ``versions/<id>/profiles/<start of sha256 of profile.json>/``.
+
+        Args:
+            profile: The profile folder (from ``embedtune monitor profile``).
+            version: The version it profiles (id, prefix or tag).
+
+        Returns:
+            The stored folder (the same profile added twice is one folder).
+
+        Raises:
+            DataError: ``profile`` holds no ``profile.json``.
+            ConfigError: ``version`` matches no version.
+        """
+        folder = Path(profile)
+        meta_file = folder / PROFILE_META
+        if not meta_file.is_file():
+            raise DataError(f"not a monitor profile (no {PROFILE_META})", path=folder)
+        self._existing()
+        with _lock(self.root):
+            vid = self.resolve(version)
+            target = self.root / "versions" / vid / "profiles" / sha256_file(meta_file)[:ID_LENGTH]
+            if not target.is_dir():
+                staging = self._staging()
+                try:
+                    shutil.copytree(folder, staging / "p")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staging / "p", target)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def profiles(self, version: str) -> list[Path]:
+        """A version's monitor profile folders, oldest first (by ``profile.json``'s time)."""
+        folder = self.root / "versions" / self.resolve(version) / "profiles"
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.iterdir() if (p / PROFILE_META).is_file()]
+        return sorted(found, key=lambda p: ((p / PROFILE_META).stat().st_mtime_ns, p.name))
 
     def promote(self, name: str, tag: str) -> dict[str, str]:
         """Point ``tag`` at a version (the tag moves; versions never change).
