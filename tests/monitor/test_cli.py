@@ -246,53 +246,17 @@ def test_a_shift_exits_0_unless_fail_on_shift(tmp_path: Path) -> None:
     assert only_tail.exit_code == 0 and json.loads(only_tail.stdout)["status"] == "ok"
 
 
-def _fake_server(models: dict[str, Path]) -> tuple[http.server.HTTPServer, str]:
-    """An OpenAI-compatible /v1/embeddings on 127.0.0.1 (embedtune serve's contract for
-    input_type), embedding with the given model folders."""
-    from sentence_transformers import SentenceTransformer
-
-    loaded = {name: SentenceTransformer(str(path), device="cpu") for name, path in models.items()}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            model = loaded[body["model"]]
-            prompts = model.prompts or {}
-            prompt = prompts.get("query" if body.get("input_type") == "query" else "document", "")
-            vectors = model.encode(
-                [prompt + t for t in body["input"]], normalize_embeddings=True
-            ).tolist()
-            data = [
-                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-            ]
-            out = json.dumps(
-                {"object": "list", "data": data, "model": body["model"],
-                 "usage": {"prompt_tokens": 0, "total_tokens": 0}}
-            ).encode()  # fmt: skip
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}"
-
-
 def test_probe_through_a_running_server_matches_the_registry_run(
     setup: dict[str, object], tmp_path: Path
 ) -> None:
-    registry = Registry(setup["registry"])  # type: ignore[arg-type]
-    models = {
-        "production": registry.model_path("production"),
-        "worse": registry.model_path("worse"),
-    }
-    server, url = _fake_server(models)
-    try:
+    from tests.serve.conftest import serve_thread
+
+    # the real server, on the probe's registry: what clients get is what is probed
+    served_names = ["production", "worse"]
+    with serve_thread(registry=setup["registry"], models=served_names, reload_interval_s=0) as (
+        running
+    ):
+        url = running.url
         history = tmp_path / "probe.jsonl"
         common = [str(setup["data"]), "--split", "train", *_reg(setup), "--history", str(history),
                   "--version", "production"]  # fmt: skip
@@ -306,6 +270,3 @@ def test_probe_through_a_running_server_matches_the_registry_run(
             app, ["monitor", "probe", *common, "--server", url, "--served-model", "worse"]
         )
         assert worse.exit_code == 1 and worse.stdout.startswith("alert:"), worse.output
-    finally:
-        server.shutdown()
-        server.server_close()
