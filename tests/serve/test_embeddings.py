@@ -111,3 +111,32 @@ def test_a_version_id_is_served_too(server: ThreadServer, serve_registry: Path) 
     vid = Registry(serve_registry).resolve("law")
     answer = client(server).embeddings.create(model=vid, input="a")
     assert answer.model == vid
+
+
+def test_query_embeddings_are_logged_in_windows_without_text(
+    serve_registry: Path, tmp_path: Path
+) -> None:
+    from embedtune.embedding_windows import list_windows, read_windows
+    from tests.serve.conftest import serve_thread
+
+    logs = tmp_path / "logs"
+    queries = ["why did revenue grow", "leases of office space", "drivers as contractors"]
+    with serve_thread(
+        registry=serve_registry, models=["general"], log_embeddings=logs, log_window=2
+    ) as running:
+        api = OpenAI(base_url=f"{running.url}/v1", api_key="unused")
+        answers = [api.embeddings.create(model="general", input=q) for q in queries]
+        # documents being embedded (for an index) are not queries: not logged
+        api.embeddings.create(
+            model="general", input="a passage", extra_body={"input_type": "passage"}
+        )
+    record = Registry(serve_registry).show("general")
+    folder = logs / record.id
+    assert len(list_windows(folder)) == 2  # a full window of 2, then the last one at shutdown
+    logged = read_windows(folder, last=2)
+    sent = np.array([a.data[0].embedding for a in answers], dtype=np.float32)
+    assert logged.embeddings.shape == sent.shape
+    assert np.abs(logged.embeddings - sent).max() < 1e-3  # stored as float16
+    assert logged.meta["model_sha256"] == (record.model_sha256 or record.content_sha256)
+    blobs = b"".join(p.read_bytes() for p in folder.iterdir())
+    assert not any(q.encode() in blobs for q in [*queries, "a passage"])

@@ -58,6 +58,14 @@ def serve_command(
     access_log: Annotated[
         bool, typer.Option(help="log each request's method, path and status (never bodies)")
     ] = False,
+    log_embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="write query embeddings (float16, no text) in windows per version to this "
+            "folder, for `embedtune monitor check`"
+        ),
+    ] = None,
+    log_window: Annotated[int, typer.Option(help="queries per logged window")] = 500,
     verbose: bool = False,
 ) -> None:
     """Serve registry versions behind OpenAI's /v1/embeddings (adapters share their base)."""
@@ -83,6 +91,8 @@ def serve_command(
                 "device": device,
                 "threads": threads,
                 "access_log": access_log,
+                "log_embeddings": log_embeddings,
+                "log_window": log_window,
             }
         )
         check_served(config)  # a wrong name fails before anything loads

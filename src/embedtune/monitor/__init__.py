@@ -13,6 +13,14 @@ numpy, pydantic (and scipy for the binomial tail) only; torch loads only when so
 embedded.
 """
 
+from embedtune.embedding_windows import (
+    Window,
+    WindowWriter,
+    append_window,
+    list_windows,
+    read_window,
+    read_windows,
+)
 from embedtune.monitor.canary import CanaryResult, compare_canary
 from embedtune.monitor.config import DriftSettings, ProbeSettings
 from embedtune.monitor.drift import DriftResult, TestResult, WindowStats, check_window
@@ -31,14 +39,6 @@ from embedtune.monitor.profile import (
     save_profile,
 )
 from embedtune.monitor.source import ModelSource, open_source
-from embedtune.monitor.windows import (
-    Window,
-    WindowWriter,
-    append_window,
-    list_windows,
-    read_window,
-    read_windows,
-)
 
 __all__ = [
     "CanaryResult",

@@ -168,8 +168,8 @@ def check_drift(
         DataError: An unreadable window, or one embedded by another model.
         ConfigError: A queries file without a model to embed it.
     """
+    from embedtune.embedding_windows import read_window, read_windows
     from embedtune.monitor.source import read_query_texts
-    from embedtune.monitor.windows import read_window, read_windows
 
     path = Path(window)
     scores: np.ndarray | None = None

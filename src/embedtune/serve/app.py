@@ -18,6 +18,7 @@ import base64
 import hmac
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from embedtune.embedding_windows import WindowWriter
+from embedtune.outputs import check_output
 from embedtune.serve.batching import QueueFull, WorkerClosed
 from embedtune.serve.config import ServeConfig
 from embedtune.serve.metrics import Metrics
@@ -241,9 +244,16 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
             cannot be loaded on the backend.
         DataError: With ``preload``: a version's files no longer match its hash.
     """
+    if config.log_embeddings is not None:  # appended to across restarts; never in the registry
+        check_output(
+            config.log_embeddings, [config.registry], option="--log-embeddings", exists_ok=True
+        )
     metrics = Metrics()
     table = ModelTable(config, metrics)
     auth = _Auth(config)
+    # --log-embeddings: one window writer per served version id (tags move, ids do not)
+    writers: dict[str, WindowWriter] = {}
+    writers_lock = threading.Lock()
     if preload:
         table.load()
 
@@ -254,6 +264,8 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(table.close)
+            for writer in writers.values():  # the last, partial windows
+                await run_in_threadpool(writer.flush)
 
     app = FastAPI(
         title="embedtune",
@@ -382,7 +394,9 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
                 code="input_too_long",
             )
         tokens = [min(n, limit) for n in counts]
-        vectors = await _run(served, req, prompt, texts, tokens)
+        served, vectors = await _run(served, req, prompt, texts, tokens)
+        if config.log_embeddings is not None and req.input_type not in ("passage", "document"):
+            _log(served, vectors)
         data = _encode_response(vectors, req.encoding_format, req.dimensions)
         total = sum(tokens)
         metrics.tokens.labels(label).inc(total)
@@ -402,7 +416,8 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
         prompt: str,
         texts: list[str],
         tokens: list[int],
-    ) -> np.ndarray:
+    ) -> tuple[ServedVersion, np.ndarray]:
+        """The vectors, and the version that computed them (a reload may swap it)."""
         for _ in range(3):
             try:
                 future = served.worker.submit(served.adapter, prompt, texts, tokens)
@@ -422,10 +437,29 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
                 served = found[1]
                 continue
             try:
-                return await asyncio.wrap_future(future)
+                return served, await asyncio.wrap_future(future)
             except RuntimeError as exc:
                 raise ApiError(500, str(exc), type="server_error", code="model_error") from None
         raise ApiError(503, "the model was being replaced: retry", type="server_error")
+
+    def _log(served: ServedVersion, vectors: np.ndarray) -> None:
+        """Queue a request's query vectors in its version's window (no text is kept). A full
+        window is written once per ``log_window`` queries: a rare write of a few hundred KB."""
+        with writers_lock:
+            writer = writers.get(served.id)
+            if writer is None:
+                assert config.log_embeddings is not None
+                writer = writers[served.id] = WindowWriter(
+                    config.log_embeddings,
+                    served.id,
+                    size=config.log_window,
+                    seconds=config.log_window_seconds,
+                    model_sha256=served.model_sha256,
+                )
+        try:
+            writer.add(vectors)
+        except OSError as exc:  # a full disk must not fail the request it logs
+            logger.warning("embedding log: %s", exc)
 
     return app
 

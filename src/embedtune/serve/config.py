@@ -42,6 +42,11 @@ class ServeConfig(BaseModel):
         device: Torch device (cpu, cuda, ...; None: the best available).
         threads: Torch/onnxruntime intra-op threads (None: the libraries' default).
         access_log: uvicorn's access log (method, path, status; never bodies or keys).
+        log_embeddings: Folder for the query embeddings of each served version, in rolling
+            windows (float16, no text) that ``embedtune monitor check`` reads; requests with
+            ``input_type`` passage/document are documents, not queries, and are not logged.
+        log_window: Queries per logged window.
+        log_window_seconds: A window is also closed once it is this old.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +67,9 @@ class ServeConfig(BaseModel):
     device: str | None = "cpu"
     threads: int | None = Field(default=None, ge=1)
     access_log: bool = False
+    log_embeddings: Path | None = None
+    log_window: int = Field(default=500, ge=1)
+    log_window_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("api_keys")
     @classmethod

@@ -142,6 +142,8 @@ class ServedVersion:
         adapter: The adapter's name on a shared base (None: a model of its own).
         shared_base: Whether it runs on a base shared with other adapters.
         parity: The export's recorded parity, for an ONNX backend.
+        model_sha256: The version's model hash (what a drift profile records: a logged window
+            of another hash is a model change, not drift).
     """
 
     id: str
@@ -160,6 +162,7 @@ class ServedVersion:
     parity: dict[str, Any] | None = None
     strategy: str | None = None
     created: int = 0  # when the version was added (Unix time), as OpenAI's ``created``
+    model_sha256: str | None = None
 
     def describe(self, served_name: str) -> dict[str, Any]:
         """This version as ``GET /v1/models`` lists it."""
@@ -352,6 +355,7 @@ class ModelPool:
         folder = self.registry.verified_path(record.id)  # re-hashes: tampered files refused
         common: dict[str, Any] = {
             "created": _unix_time(record.created),
+            "model_sha256": record.model_sha256 or record.content_sha256,
             "id": record.id,
             "name": record.name,
             "base": (record.lineage.base_model or {}).get("name"),
@@ -439,6 +443,7 @@ class ModelPool:
             worker=self._worker(f"{record.id}-{variant}", engine),
             counter=TokenCounter((folder / "tokenizer.json").read_text("utf-8")),
             parity=export.parity.get(variant),
+            model_sha256=record.model_sha256 or record.content_sha256,
             strategy=record.lineage.strategy,
             created=_unix_time(record.created),
         )

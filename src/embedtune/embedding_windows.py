@@ -1,4 +1,5 @@
-"""Logged windows of query embeddings: the on-disk format the server writes and checks read.
+"""Logged windows of query embeddings: the on-disk format `embedtune serve --log-embeddings`
+writes and `embedtune monitor check` reads (one owner, below both stages).
 
 One folder per model version, one pair of files per window::
 
