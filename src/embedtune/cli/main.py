@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from embedtune.cli.monitor import monitor_app
+from embedtune.cli.options import OverwriteOption, RegistryOption
 from embedtune.cli.serve import serve_command
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.run.config import merge_settings, read_yaml_mapping
@@ -64,15 +65,6 @@ def _setup_logging(verbose: bool) -> None:
         configure_output("verbose")
     else:
         configure_output("quiet" if _output["quiet"] else "normal")
-
-
-OverwriteOption = Annotated[
-    bool,
-    typer.Option(
-        "--overwrite",
-        help="replace an existing output (the old one is deleted only once the new one is done)",
-    ),
-]
 
 
 def _fail(message: str) -> None:
@@ -715,14 +707,6 @@ registry_app = typer.Typer(
 )
 app.add_typer(registry_app, name="registry")
 app.add_typer(monitor_app, name="monitor")
-RegistryOption = Annotated[
-    Path,
-    typer.Option(
-        "--registry",
-        envvar="EMBEDTUNE_REGISTRY",
-        help="registry folder (default ./registry, or $EMBEDTUNE_REGISTRY)",
-    ),
-]
 
 
 def _registry(root: Path) -> Registry:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from embedtune.cli.options import OverwriteOption, RegistryOption
+
 if TYPE_CHECKING:
     from embedtune.monitor import ModelSource, Profile
 
@@ -28,14 +30,6 @@ monitor_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RegistryOption = Annotated[
-    Path,
-    typer.Option(
-        "--registry",
-        envvar="EMBEDTUNE_REGISTRY",
-        help="registry folder (default ./registry, or $EMBEDTUNE_REGISTRY)",
-    ),
-]
 VersionOption = Annotated[
     str | None, typer.Option("--version", help="registry version (id, prefix or tag)")
 ]
@@ -63,13 +57,6 @@ AlwaysOption = Annotated[
 ]
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="folder for the JSON and HTML report")
-]
-OverwriteOption = Annotated[
-    bool,
-    typer.Option(
-        "--overwrite",
-        help="replace an existing output (the old one is deleted only once the new one is done)",
-    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the full result as JSON")]
 

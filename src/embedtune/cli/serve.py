@@ -8,20 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
+from embedtune.cli.options import RegistryOption
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["serve_command"]
 
 
 def serve_command(
-    registry: Annotated[
-        Path,
-        typer.Option(
-            "--registry",
-            envvar="EMBEDTUNE_REGISTRY",
-            help="registry folder (default ./registry, or $EMBEDTUNE_REGISTRY)",
-        ),
-    ] = Path("registry"),
+    registry: RegistryOption = Path("registry"),
     model: Annotated[
         list[str] | None,
         typer.Option(

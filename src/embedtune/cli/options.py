@@ -1,0 +1,24 @@
+"""Options that several commands share, defined once so they read the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RegistryOption = Annotated[
+    Path,
+    typer.Option(
+        "--registry",
+        envvar="EMBEDTUNE_REGISTRY",
+        help="registry folder (default ./registry, or $EMBEDTUNE_REGISTRY)",
+    ),
+]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="replace an existing output (the old one is deleted only once the new one is done)",
+    ),
+]
