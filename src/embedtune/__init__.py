@@ -36,12 +36,19 @@ if TYPE_CHECKING:
     from embedtune.index.config import IndexConfig
     from embedtune.index.index import Index
     from embedtune.model_folder import ModelSettings, read_settings
+    from embedtune.monitor.drift import check_window
+    from embedtune.monitor.monitor import build_profile, check_drift
+    from embedtune.monitor.probe import run_probe
+    from embedtune.monitor.profile import load_profile
+    from embedtune.monitor.source import open_source
     from embedtune.pairs.build import PairsResult, build_pairs
     from embedtune.pairs.config import BuildPairsConfig
     from embedtune.registry.registry import Registry
     from embedtune.retrieval.onnx import OnnxEncoder
     from embedtune.run import RunResult, fine_tune, run_pipeline
     from embedtune.run.config import RunConfig, load_run_config, preset
+    from embedtune.serve.app import create_app
+    from embedtune.serve.config import ServeConfig
     from embedtune.train.config import TrainConfig
     from embedtune.train.train import TrainResult, train_model
 
@@ -87,6 +94,14 @@ _LAZY = {
     "run_pipeline": "embedtune.run",
     "scan": "embedtune.governance.scan",
     "train_model": "embedtune.train.train",
+    "ServeConfig": "embedtune.serve.config",
+    "create_app": "embedtune.serve.app",
+    "build_profile": "embedtune.monitor.monitor",
+    "check_drift": "embedtune.monitor.monitor",
+    "check_window": "embedtune.monitor.drift",
+    "load_profile": "embedtune.monitor.profile",
+    "open_source": "embedtune.monitor.source",
+    "run_probe": "embedtune.monitor.probe",
 }
 
 __all__ = [
@@ -112,21 +127,29 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "ScanConfig",
+    "ServeConfig",
     "TrainConfig",
     "TrainResult",
     "__version__",
     "analyze_corpus",
     "build_pairs",
+    "build_profile",
+    "check_drift",
+    "check_window",
+    "create_app",
     "evaluate_models",
     "export_model",
     "fine_tune",
     "ingest",
     "load_beir",
     "load_dataset",
+    "load_profile",
     "load_run_config",
+    "open_source",
     "preset",
     "read_settings",
     "run_pipeline",
+    "run_probe",
     "scan",
     "train_model",
 ]

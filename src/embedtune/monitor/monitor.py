@@ -61,6 +61,14 @@ def build_profile(
     Raises:
         ConfigError: No output and no registry version; an output that exists or lies in an
             input.
+
+    Example:
+        >>> registry = Registry("registry")
+        >>> source = open_source(registry=registry, version="production")
+        >>> profile, where = build_profile("data/fin/queries.jsonl", source, corpus="data/fin",
+        ...                                registry=registry)
+        >>> where.parent.name
+        'profiles'
     """
     from embedtune.monitor.source import read_query_texts
 
@@ -167,6 +175,11 @@ def check_drift(
     Raises:
         DataError: An unreadable window, or one embedded by another model.
         ConfigError: A queries file without a model to embed it.
+
+    Example:
+        >>> result, _ = check_drift(load_profile("profiles/fin"), "logs/3f9c0e1a2b4d", last=2)
+        >>> result.status, [t.name for t in result.tests if t.rejected]
+        ('drift', ['tail'])
     """
     from embedtune.embedding_windows import read_window, read_windows
     from embedtune.monitor.source import read_query_texts

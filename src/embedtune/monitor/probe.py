@@ -162,6 +162,12 @@ def run_probe(
 
     Raises:
         ConfigError: The probe set has no judged queries, or the alert metric is not computed.
+
+    Example:
+        >>> source = open_source(registry=Registry("registry"), version="production")
+        >>> result = run_probe("data/probe", source, history="monitor/probe.jsonl")
+        >>> result.status
+        'ok'
     """
     from embedtune.corpus.load import load_beir
     from embedtune.corpus.passages import split_passages

@@ -377,6 +377,11 @@ def load_profile(folder: str | Path) -> Profile:
 
     Raises:
         DataError: Not a profile folder, a newer format, or arrays that do not match.
+
+    Example:
+        >>> profile = load_profile("registry/versions/3f9c0e1a2b4d/profiles/9a1b2c3d4e5f")
+        >>> profile.model["version"]
+        '3f9c0e1a2b4d'
     """
     import json
 

@@ -93,6 +93,11 @@ def open_source(
 
     Raises:
         ConfigError: Neither or both of version and model; no export for an ONNX variant.
+
+    Example:
+        >>> source = open_source(registry=Registry("registry"), version="production")
+        >>> source.embed_queries(["net revenue growth"]).shape
+        (1, 384)
     """
     from embedtune.corpus.config import PassageConfig
     from embedtune.model_folder import read_settings

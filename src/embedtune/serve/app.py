@@ -243,6 +243,11 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
         ConfigError: With ``preload``: a served name matches no version, or a version
             cannot be loaded on the backend.
         DataError: With ``preload``: a version's files no longer match its hash.
+
+    Example:
+        >>> import uvicorn
+        >>> app = create_app(ServeConfig(registry="registry", models=["finance"]), preload=True)
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # what `embedtune serve` runs
     """
     if config.log_embeddings is not None:  # appended to across restarts; never in the registry
         check_output(
