@@ -82,7 +82,7 @@ def prepare(root: Path) -> Path:
     from peft import LoraConfig, TaskType
     from sentence_transformers import SentenceTransformer
 
-    from embedtune.model_folder import ModelSettings, write_settings
+    from embedtune.model_folder import write_settings
     from embedtune.models import (
         DEFAULT_MODEL,
         _default_model_path,
@@ -91,6 +91,7 @@ def prepare(root: Path) -> Path:
         resolve_model,
     )
     from embedtune.registry import Registry
+    from embedtune.testing import settings_record
     from embedtune.train.strategies.peft_methods import merge_adapters
 
     base = _default_model_path()
@@ -120,27 +121,15 @@ def prepare(root: Path) -> Path:
             for name, parameter in model.named_parameters():
                 if "lora_B" in name:  # a trained adapter's B is not zero
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.01)
-        settings = ModelSettings.model_validate(
-            {
-                "base_model": {"name": DEFAULT_MODEL, "sha256": folder_sha256(str(base))},
-                "strategy": "lora",
-                "config": {"save_adapter": True},
-                "seed": i,
-                "pairs": 0,
-                "dev": {"base": scores, "bm25": scores, "tuned": scores},
-                "outcome": {
-                    "better": False,
-                    "better_than_base": False,
-                    "better_than_bm25": None,
-                    "p_vs_base": 1.0,
-                },
-                "training": {
-                    "steps": 0,
-                    "seconds": 0.0,
-                    "trainable_parameters": 0,
-                    "parameters": 0,
-                },
-            }
+        settings = settings_record(
+            DEFAULT_MODEL,
+            folder_sha256(str(base)),
+            "lora",
+            config={"save_adapter": True},
+            seed=i,
+            pairs=0,
+            dev={"base": scores, "bm25": scores, "tuned": scores},
+            training={"steps": 0, "seconds": 0.0, "trainable_parameters": 0, "parameters": 0},
         )
         adapter = root / f"dom{i}"
         shutil.rmtree(adapter, ignore_errors=True)

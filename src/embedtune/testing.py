@@ -5,6 +5,37 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from embedtune.model_folder import ModelSettings
+
+
+def settings_record(
+    base_name: str, base_sha256: str, strategy: str = "full", **fields: Any
+) -> ModelSettings:
+    """A settings record as training writes it, for a model folder made in a test or a
+    benchmark: neutral dev scores and outcome unless ``fields`` (top-level keys) say otherwise.
+    """
+    from embedtune.model_folder import ModelSettings
+
+    scores = {"ndcg@10": 0.5}
+    record: dict[str, Any] = {
+        "base_model": {"name": base_name, "sha256": base_sha256},
+        "strategy": strategy,
+        "config": {},
+        "seed": 42,
+        "pairs": 10,
+        "dev": {"base": scores, "bm25": scores, "tuned": scores},
+        "outcome": {
+            "better": False,
+            "better_than_base": False,
+            "better_than_bm25": None,
+            "p_vs_base": 1.0,
+        },
+        "training": {"steps": 1, "seconds": 1.0, "trainable_parameters": 1, "parameters": 1},
+    }
+    return ModelSettings.model_validate({**record, **fields})
 
 
 def build_tiny_model(

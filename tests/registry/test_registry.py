@@ -16,7 +16,7 @@ from embedtune.cli.main import app
 from embedtune.errors import ConfigError
 from embedtune.model_folder import ModelSettings, settings_path, write_settings
 from embedtune.registry import ExportRecord, Registry, VersionDiff, VersionRecord
-from embedtune.testing import build_tiny_model
+from embedtune.testing import build_tiny_model, settings_record
 
 runner = CliRunner()
 
@@ -33,29 +33,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _settings(learning_rate: float) -> ModelSettings:
     """A settings record as training writes it, differing only in the learning rate."""
-    scores = {"ndcg@10": 0.5}
-    return ModelSettings.model_validate(
-        {
-            "base_model": {"name": "tiny", "sha256": "0" * 64},
-            "strategy": "full",
-            "config": {"learning_rate": learning_rate, "epochs": 2},
-            "seed": 42,
-            "pairs": 10,
-            "dev": {"base": scores, "bm25": scores, "tuned": scores},
-            "outcome": {
-                "better": False,
-                "better_than_base": False,
-                "better_than_bm25": None,
-                "p_vs_base": 1.0,
-            },
-            "training": {
-                "steps": 1,
-                "seconds": 1.0,
-                "trainable_parameters": 1,
-                "parameters": 1,
-            },
-        }
-    )
+    config = {"learning_rate": learning_rate, "epochs": 2}
+    return settings_record("tiny", "0" * 64, "full", config=config)
 
 
 def test_versions_are_content_addressed_and_immutable(

@@ -17,7 +17,7 @@ import pytest
 from embedtune.model_folder import ModelSettings, write_settings
 from embedtune.models import folder_sha256
 from embedtune.registry import Registry
-from embedtune.testing import build_tiny_model
+from embedtune.testing import build_tiny_model, settings_record
 
 TEXTS = [
     "Total revenue grew because ride volume increased.",
@@ -32,24 +32,18 @@ API_KEY = "test-key-0123456789"
 
 def settings(base: Path, strategy: str, prompts: dict[str, str] | None = None) -> ModelSettings:
     """A settings record as training writes it (base recorded by path and content hash)."""
-    scores = {"ndcg@10": 0.5}
-    return ModelSettings.model_validate(
-        {
-            "base_model": {"name": str(base), "sha256": folder_sha256(str(base))},
-            "prompts": prompts or {},
-            "strategy": strategy,
-            "config": {"learning_rate": 1e-4, "save_adapter": strategy == "lora"},
-            "seed": 42,
-            "pairs": 10,
-            "dev": {"base": scores, "bm25": scores, "tuned": scores},
-            "outcome": {
-                "better": True,
-                "better_than_base": True,
-                "better_than_bm25": None,
-                "p_vs_base": 0.5,
-            },
-            "training": {"steps": 1, "seconds": 1.0, "trainable_parameters": 1, "parameters": 1},
-        }
+    return settings_record(
+        str(base),
+        folder_sha256(str(base)),
+        strategy,
+        prompts=prompts or {},
+        config={"learning_rate": 1e-4, "save_adapter": strategy == "lora"},
+        outcome={
+            "better": True,
+            "better_than_base": True,
+            "better_than_bm25": None,
+            "p_vs_base": 0.5,
+        },
     )
 
 
