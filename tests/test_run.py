@@ -214,3 +214,9 @@ def test_example_configs_are_valid(example: Path) -> None:
 
     config = load_run_config(example)
     assert config.output.startswith("runs/")
+    if config.monitor is not None:  # its watcher borrows the run's registry and tags
+        from embedtune.run.config import load_watch_config
+
+        watch = load_watch_config(example)
+        assert config.registry is not None
+        assert (watch.registry, watch.models) == (config.registry.path, config.registry.tags)

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,7 +38,16 @@ from embedtune.io import atomic_open, write_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Window", "WindowWriter", "append_window", "list_windows", "read_window", "read_windows"]
+__all__ = [
+    "QueryWatch",
+    "WatchFactory",
+    "Window",
+    "WindowWriter",
+    "append_window",
+    "list_windows",
+    "read_window",
+    "read_windows",
+]
 
 FORMAT = 1
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -251,3 +260,22 @@ class WindowWriter:
         )
         self._rows, self._scores, self._count, self._start = [], [], 0, None
         return path
+
+
+class QueryWatch(Protocol):
+    """Rolling statistics of one version's most recent queries, which a server exports as
+    gauges on ``/metrics`` (the monitor stage implements it against a reference profile; the
+    server only feeds it vectors and reads numbers, so neither imports the other)."""
+
+    def add(self, embeddings: np.ndarray) -> None:
+        """Take one request's query vectors (cheap: called on the request path)."""
+
+    def gauges(self) -> dict[str, float]:
+        """The current window's statistics by name (computed when asked: at scrape time)."""
+
+
+class WatchFactory(Protocol):
+    """Opens the watch of a served version id; None when the version has nothing to compare
+    with (no reference profile)."""
+
+    def __call__(self, version: str) -> QueryWatch | None: ...

@@ -270,3 +270,108 @@ def test_probe_through_a_running_server_matches_the_registry_run(
             app, ["monitor", "probe", *common, "--server", url, "--served-model", "worse"]
         )
         assert worse.exit_code == 1 and worse.stdout.startswith("alert:"), worse.output
+
+
+def _gauges(url: str) -> dict[tuple[str, str], float]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        if family.name.startswith("embedtune_window_"):
+            for sample in family.samples:
+                found[(sample.name, sample.labels["version"])] = sample.value
+    return found
+
+
+def test_server_exports_live_window_gauges_of_profiled_versions(
+    setup: dict[str, object],
+) -> None:
+    from embedtune.monitor.drift import window_stats
+    from embedtune.monitor.live import profile_watches
+    from embedtune.monitor.source import read_query_texts
+    from tests.serve.conftest import serve_thread
+
+    registry = Registry(setup["registry"])  # type: ignore[arg-type]
+    profile = load_profile(registry.profiles("production")[-1])
+    vid, worse = registry.resolve("production"), registry.resolve("worse")
+    texts = read_query_texts(Path(str(setup["data"])) / "queries.jsonl")[:12]
+    watches = profile_watches(registry, size=8)
+    with serve_thread(
+        watches, registry=setup["registry"], models=["production", "worse"], reload_interval_s=0
+    ) as running:
+        import httpx
+
+        sent = []
+        for i in range(0, len(texts), 4):  # three requests; the live window keeps the last 8
+            answer = httpx.post(
+                f"{running.url}/v1/embeddings",
+                json={"model": "production", "input": texts[i : i + 4], "input_type": "query"},
+            ).json()
+            sent += [d["embedding"] for d in answer["data"]]
+        httpx.post(  # documents are not queries: not in the window
+            f"{running.url}/v1/embeddings",
+            json={"model": "production", "input": texts[:3], "input_type": "passage"},
+        )
+        httpx.post(f"{running.url}/v1/embeddings", json={"model": "worse", "input": texts[:2]})
+        gauges = _gauges(running.url)
+    window = np.array(sent[-8:], dtype=np.float32)
+    expected = window_stats(profile, window, profile.arrays.top1(window))
+    assert gauges[("embedtune_window_queries", vid)] == 8
+    for name in ("mean_cos_to_centroid", "mean_top1", "tail_rate"):
+        assert gauges[(f"embedtune_window_{name}", vid)] == pytest.approx(
+            getattr(expected, name), abs=1e-5
+        )
+    assert not any(version == worse for _, version in gauges)  # no profile, no gauges
+
+
+def _events(output: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (output / "events.jsonl").read_text().splitlines()]
+
+
+def test_watch_follows_the_config_checks_each_window_once_and_sees_a_tag_move(
+    setup: dict[str, object], tmp_path: Path, hook: str
+) -> None:
+    import yaml
+
+    registry = tmp_path / "registry"  # a copy: this test moves a tag
+    shutil.copytree(Path(str(setup["registry"])), registry)
+    logs = _logged_window(setup, tmp_path, off=0, sha=None).parent
+    config = tmp_path / "watch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "monitor": {
+                    "registry": str(registry), "models": ["production"], "windows": str(logs),
+                    "window": 50, "interval_s": 0, "webhook": hook, "output": str(tmp_path / "m"),
+                    "probe": {"data": str(setup["data"]), "split": "train", "every": 2},
+                }
+            }
+        )
+    )  # fmt: skip
+    first = runner.invoke(app, ["monitor", "watch", str(config), "--cycles", "1"])
+    assert first.exit_code == 0, first.output
+    events = _events(tmp_path / "m")
+    assert [(e["kind"], e["status"]) for e in events] == [("drift", "ok"), ("probe", "baseline")]
+    assert (tmp_path / "m" / "production" / "drift" / "drift.html").is_file()
+
+    _logged_window(setup, tmp_path, off=40, sha=None)  # a planted shift, then a restart
+    second = runner.invoke(app, ["monitor", "watch", str(config), "--cycles", "1"])
+    assert second.exit_code == 1 and "alert: drift production" in second.stdout, second.output
+    events = _events(tmp_path / "m")
+    assert [(e["kind"], e["status"], e["cycle"]) for e in events[2:]] == [("drift", "drift", 2)]
+    assert events[2]["detail"]["window"]["queries"] == 80  # the new window only
+    assert [p["kind"] for p in _Hook.received] == ["drift"]  # alerts only
+
+    Registry(registry).promote("worse", "production")  # the tag moves to another model
+    third = runner.invoke(app, ["monitor", "watch", str(config), "--cycles", "1"])
+    assert third.exit_code == 1, third.output
+    events = _events(tmp_path / "m")[3:]
+    kinds = {e["kind"]: e for e in events}
+    assert kinds["canary"]["status"] == "model-change" and kinds["canary"]["alert"]
+    assert kinds["probe"]["status"] == "alert"  # the worse model, against the first baseline
+    assert "no monitor profile" in kinds["error"]["summary"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("monitor:\n  windw: logs\n")
+    bad = runner.invoke(app, ["monitor", "watch", str(broken), "--cycles", "1"])
+    assert bad.exit_code == 2 and "monitor.windw" in bad.stderr, bad.output

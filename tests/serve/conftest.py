@@ -167,10 +167,11 @@ class ThreadServer:
         self.thread.join(timeout=10)
 
 
-def serve_thread(**settings: Any) -> ThreadServer:
+def serve_thread(watches: Any = None, **settings: Any) -> ThreadServer:
     from embedtune.serve import ServeConfig, create_app
 
-    return ThreadServer(create_app(ServeConfig.model_validate(settings), preload=True))
+    config = ServeConfig.model_validate(settings)
+    return ThreadServer(create_app(config, preload=True, watches=watches))
 
 
 @pytest.fixture(scope="session")

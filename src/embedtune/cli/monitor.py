@@ -441,3 +441,44 @@ def monitor_canary(
     )
     _notify(webhook, webhook_always, result.changed, payload)
     raise typer.Exit(code=1 if result.changed else 0)
+
+
+@monitor_app.command("watch")
+def monitor_watch(
+    config: Annotated[
+        Path, typer.Argument(help="a run config with a monitor: section, or a file of only that")
+    ],
+    cycles: Annotated[
+        int | None,
+        typer.Option(help="stop after this many cycles (default: run until interrupted)", min=1),
+    ] = None,
+    webhook: WebhookOption = None,
+) -> None:
+    """Run drift checks, probe re-runs and canaries on a schedule, as the config's monitor:
+    section says; every result goes to OUTPUT/events.jsonl, alerts to the webhook. With
+    --cycles: exit 1 if any alert was raised, else 0; 2 on an error."""
+    _setup()
+
+    def watch() -> Any:
+        from embedtune.monitor.watch import Watcher
+        from embedtune.run.config import load_watch_config
+
+        settings = load_watch_config(config)
+        if webhook is not None:
+            settings = settings.model_copy(update={"webhook": webhook})
+        watcher = Watcher(settings)
+        logger.info(
+            "watching %s every %g s (events: %s)",
+            ", ".join(watcher.models()) or "no tags yet",
+            settings.interval_s,
+            watcher.output / "events.jsonl",
+        )
+        try:
+            return watcher.run(cycles)
+        except KeyboardInterrupt:
+            return []
+
+    alerts = _guard(watch)
+    for event in alerts:
+        sys.stdout.write(f"alert: {event.kind} {event.model}: {event.summary}\n")
+    raise typer.Exit(code=1 if alerts and cycles is not None else 0)

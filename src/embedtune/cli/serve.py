@@ -60,7 +60,16 @@ def serve_command(
             "folder, for `embedtune monitor check`"
         ),
     ] = None,
-    log_window: Annotated[int, typer.Option(help="queries per logged window")] = 500,
+    log_window: Annotated[
+        int, typer.Option(help="queries per logged window and per live window on /metrics")
+    ] = 500,
+    window_gauges: Annotated[
+        bool,
+        typer.Option(
+            help="export the last --log-window queries' drift statistics on /metrics "
+            "(embedtune_window_*) for each version with a monitor profile"
+        ),
+    ] = True,
     verbose: bool = False,
 ) -> None:
     """Serve registry versions behind OpenAI's /v1/embeddings (adapters share their base)."""
@@ -91,6 +100,12 @@ def serve_command(
             }
         )
         check_served(config)  # a wrong name fails before anything loads
-        serve(config)
+        watches = None
+        if window_gauges:
+            from embedtune.monitor.live import profile_watches
+            from embedtune.registry import Registry
+
+            watches = profile_watches(Registry(registry), size=log_window)
+        serve(config, watches=watches)
 
     _run(start)

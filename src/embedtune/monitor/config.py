@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TESTS", "DriftSettings", "ProbeSettings", "TestName"]
+__all__ = ["TESTS", "DriftSettings", "ProbeSettings", "TestName", "WatchConfig", "WatchProbe"]
 
 TestName = Literal["tail", "mmd", "centroid"]
 TESTS: tuple[TestName, ...] = ("tail", "mmd", "centroid")
@@ -82,3 +82,64 @@ class ProbeSettings(BaseModel):
     level: float = Field(default=0.95, gt=0.5, lt=1)
     depth: int = Field(default=100, ge=1)
     seed: int = 0
+
+
+class WatchProbe(BaseModel):
+    """The probe set a watcher re-runs on a schedule.
+
+    Attributes:
+        data: A BEIR folder with judgments.
+        split: Its judgments scored.
+        every: Cycles between two probe runs (the first cycle runs one).
+        margin: The nDCG@10 drop that alerts, when its interval also excludes 0.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    split: str = "test"
+    every: int = Field(default=12, ge=1)
+    margin: float = Field(default=0.02, ge=0)
+
+
+class WatchConfig(BaseModel):
+    """The ``monitor`` section of a run config (or of a file of its own) that
+    ``embedtune monitor watch`` follows.
+
+    Attributes:
+        registry: Registry folder (default in a run config: its ``registry.path``).
+        models: Tags or version ids watched (default in a run config: its ``registry.tags``;
+            else every tag of the registry).
+        windows: The server's ``--log-embeddings`` folder (None: no drift checks).
+        window: Queries per drift check: the newest unchecked logged windows are merged until
+            they hold this many (fewer: the check waits for the next cycle).
+        interval_s: Seconds between two cycles.
+        alpha: Family-wise level of a check (default: each profile's calibrated one).
+        tests: Drift tests run (default: each profile's).
+        fail_on_shift: Alert on a shift too (queries moved but the corpus still answers).
+        canary: When a watched tag moves to another version, re-embed the old version's
+            canary texts with the new one (reported as a model change, not as drift).
+        variant: The runtime served (torch, fp32 or int8), for the canary's bound.
+        probe: A probe set re-run on a schedule (None: no probe).
+        webhook: URL that receives each alert as JSON (``$EMBEDTUNE_MONITOR_WEBHOOK`` also).
+        webhook_always: POST every result, not only alerts.
+        output: Folder for ``events.jsonl`` (every result), ``state.json`` (what was checked:
+            a restarted watcher continues), and each model's latest drift and probe pages.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str | None = None
+    models: list[str] = Field(default_factory=list)
+    windows: str | None = None
+    window: int = Field(default=200, ge=1)
+    interval_s: float = Field(default=300.0, ge=0)
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    tests: list[TestName] | None = None
+    fail_on_shift: bool = False
+    canary: bool = True
+    variant: Literal["torch", "fp32", "int8"] = "torch"
+    probe: WatchProbe | None = None
+    webhook: str | None = None
+    webhook_always: bool = False
+    output: str = "monitor"

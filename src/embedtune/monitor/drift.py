@@ -111,7 +111,9 @@ class DriftResult(BaseModel):
     seconds: float = 0.0
 
 
-def _window_stats(profile: Profile, x: np.ndarray, scores: np.ndarray | None) -> WindowStats:
+def window_stats(profile: Profile, x: np.ndarray, scores: np.ndarray | None) -> WindowStats:
+    """Descriptive statistics of a window of query vectors ``x`` (``scores``: their top-1
+    corpus similarities, if known) against the profile: no test, no p-value."""
     a = profile.arrays
     norms = np.linalg.norm(x, axis=1)
     unit = x / np.maximum(norms[:, None], 1e-12)
@@ -247,7 +249,7 @@ def check_window(
         status="drift" if drift else "shift" if shift else "ok",
         alpha=level,
         tests=results,
-        window=_window_stats(profile, x, scores),
+        window=window_stats(profile, x, scores),
         profile={"id": profile.id, "model": profile.model},
         seconds=time.perf_counter() - start,
     )

@@ -6,7 +6,13 @@
   train → evaluate, resumable stage by stage) and :func:`fine_tune` (pairs, then training).
 """
 
-from embedtune.run.config import RunConfig, load_run_config, preset, stage_configs
+from embedtune.run.config import (
+    RunConfig,
+    load_run_config,
+    load_watch_config,
+    preset,
+    stage_configs,
+)
 from embedtune.run.pipeline import RunResult, fine_tune, run_pipeline
 
 __all__ = [
@@ -14,6 +20,7 @@ __all__ = [
     "RunResult",
     "fine_tune",
     "load_run_config",
+    "load_watch_config",
     "preset",
     "run_pipeline",
     "stage_configs",

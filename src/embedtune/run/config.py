@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedtune.errors import ConfigError
 from embedtune.governance.config import GovernanceConfig
+from embedtune.monitor.config import WatchConfig
 
 if TYPE_CHECKING:
     from embedtune.pairs.config import BuildPairsConfig
@@ -94,6 +95,11 @@ class RunConfig(BaseModel):
         default=None, description="add the model to a registry"
     )
     index: RunIndexConfig | None = Field(default=None, description="index a corpus with it")
+    monitor: WatchConfig | None = Field(
+        default=None,
+        description="what `embedtune monitor watch` follows once the model is served (the run "
+        "itself does not use it)",
+    )
 
 
 def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +147,35 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from None
+
+
+def load_watch_config(path: str | Path) -> WatchConfig:
+    """The ``monitor`` section of a YAML file, for ``embedtune monitor watch``: a run config
+    (validated whole; the registry and its tags default to the run's ``registry`` section)
+    or a file holding only ``monitor:``.
+
+    Example:
+        >>> load_watch_config("examples/served.yaml").models
+        ['finance']
+    """
+    file = Path(path)
+    raw = read_yaml_mapping(file)
+    if not isinstance(raw.get("monitor"), dict):
+        raise ConfigError(f"{file}: no 'monitor:' section (see docs/monitoring.md)")
+    section = dict(raw["monitor"])
+    if set(raw) - {"monitor"}:  # a run config: check all of it, then borrow its registry
+        run = load_run_config(file)
+        if run.registry is not None:
+            section.setdefault("registry", run.registry.path)
+            if run.registry.tags:
+                section.setdefault("models", run.registry.tags)
+    try:
+        return WatchConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"monitor.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{file}: {problems}") from None
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from embedtune.embedding_windows import WindowWriter
+from embedtune.embedding_windows import QueryWatch, WatchFactory, WindowWriter
 from embedtune.outputs import check_output
 from embedtune.serve.batching import QueueFull, WorkerClosed
 from embedtune.serve.config import ServeConfig
@@ -231,13 +231,18 @@ def _encode_response(
     return [{"object": "embedding", "embedding": row, "index": i} for i, row in enumerate(rows)]
 
 
-def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
+def create_app(
+    config: ServeConfig, *, preload: bool = False, watches: WatchFactory | None = None
+) -> FastAPI:
     """The server's FastAPI app.
 
     Args:
         config: What to serve and how.
         preload: Load every model now (errors raise here); otherwise they load in the
             background once the app starts and ``/readyz`` answers 503 until they are in.
+        watches: Opens a live window per served version id, whose statistics ``/metrics``
+            exports as ``embedtune_window_*`` gauges (the CLI passes
+            ``embedtune.monitor.live.profile_watches``: versions with a reference profile).
 
     Raises:
         ConfigError: With ``preload``: a served name matches no version, or a version
@@ -246,7 +251,9 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
 
     Example:
         >>> import uvicorn
-        >>> app = create_app(ServeConfig(registry="registry", models=["finance"]), preload=True)
+        >>> from embedtune.monitor.live import profile_watches
+        >>> config = ServeConfig(registry="registry", models=["finance"])
+        >>> app = create_app(config, preload=True, watches=profile_watches(Registry("registry")))
         >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # what `embedtune serve` runs
     """
     if config.log_embeddings is not None:  # appended to across restarts; never in the registry
@@ -259,6 +266,8 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
     # --log-embeddings: one window writer per served version id (tags move, ids do not)
     writers: dict[str, WindowWriter] = {}
     writers_lock = threading.Lock()
+    # live window gauges: one watch per served version id (None: that version has none)
+    opened: dict[str, QueryWatch | None] = {}
     if preload:
         table.load()
 
@@ -400,8 +409,11 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
             )
         tokens = [min(n, limit) for n in counts]
         served, vectors = await _run(served, req, prompt, texts, tokens)
-        if config.log_embeddings is not None and req.input_type not in ("passage", "document"):
-            _log(served, vectors)
+        if req.input_type not in ("passage", "document"):  # queries only
+            if watches is not None:
+                await _watch(served, vectors)
+            if config.log_embeddings is not None:
+                _log(served, vectors)
         data = _encode_response(vectors, req.encoding_format, req.dimensions)
         total = sum(tokens)
         metrics.tokens.labels(label).inc(total)
@@ -447,6 +459,21 @@ def create_app(config: ServeConfig, *, preload: bool = False) -> FastAPI:
                 raise ApiError(500, str(exc), type="server_error", code="model_error") from None
         raise ApiError(503, "the model was being replaced: retry", type="server_error")
 
+    async def _watch(served: ServedVersion, vectors: np.ndarray) -> None:
+        """Feed a request's query vectors to its version's live window (opened once: the
+        first request of a version reads its profile, in a thread)."""
+        assert watches is not None
+        if served.id not in opened:
+            watch = await run_in_threadpool(watches, served.id)
+            with writers_lock:
+                if served.id not in opened:
+                    opened[served.id] = watch
+                    if watch is not None:
+                        metrics.windows.watch(served.id, watch)
+        watch = opened[served.id]
+        if watch is not None:
+            watch.add(vectors)
+
     def _log(served: ServedVersion, vectors: np.ndarray) -> None:
         """Queue a request's query vectors in its version's window (no text is kept). A full
         window is written once per ``log_window`` queries: a rare write of a few hundred KB."""
@@ -479,11 +506,12 @@ def _unknown_model() -> ApiError:
     )
 
 
-def run(config: ServeConfig) -> None:
-    """Load every served model, then serve on ``config.host:config.port`` until stopped."""
+def run(config: ServeConfig, *, watches: WatchFactory | None = None) -> None:
+    """Load every served model, then serve on ``config.host:config.port`` until stopped
+    (``watches``: see :func:`create_app`)."""
     import uvicorn
 
-    app = create_app(config, preload=True)
+    app = create_app(config, preload=True, watches=watches)
     logger.info(
         "serving %s on http://%s:%d (backend %s%s)",
         ", ".join(sorted(app.state.table.names)),

@@ -16,7 +16,6 @@ Ray is imported only when :func:`deployment` is called; without it the call fail
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -50,7 +49,12 @@ def deployment(config: ServeConfig, **options: Any) -> Any:
     require("ray", "ray")
     from ray import serve
 
-    # a builder, not an app: the app (threads, models) is made on each replica, never pickled
-    ingress = serve.ingress(functools.partial(_build, config))
+    # a builder, not an app: the app (threads, models) is made on each replica, never pickled.
+    # A plain function: Ray tells a builder from an ASGI app by inspect.isfunction, so a
+    # functools.partial would be taken for the app itself and called with (scope, receive, send).
+    def builder() -> Any:
+        return _build(config)
+
+    ingress = serve.ingress(builder)
     options.setdefault("name", "embedtune")
     return serve.deployment(ingress(type("EmbedtuneServer", (), {})), **options).bind()
