@@ -4,12 +4,16 @@ Loopback only, bounded request loops. Concurrency 1, 8 and 32; requests of 1 and
 finance10k passages (96-token windows of the test split) and, at concurrency 1, of one short
 query. Systems: the server with the torch and the onnx-int8 backend, a plain
 one-request-one-encode FastAPI server (what a user would write), and
-`SentenceTransformer.encode` in one process (the ceiling). Also: the memory of 3 domains as
+`SentenceTransformer.encode` in one process (the ceiling), and Infinity (`infinity-emb`,
+torch engine) when `--infinity BIN` names its `infinity_emb` in a virtualenv of its own (it
+pins numpy<2 and sentence-transformers<4). Also: the memory of 3 domains as
 LoRA adapters on one base against 3 full models, and mixed traffic over 3 adapters against
 traffic to one.
 
     .venv/bin/python bench/serve_bench.py            # everything, ~10 min on 2 cores
     .venv/bin/python bench/serve_bench.py --quick    # fewer requests per cell
+    python3 -m venv /tmp/inf && /tmp/inf/bin/pip install torch==2.13.0 'infinity-emb[server,torch]'
+    .venv/bin/python bench/serve_bench.py --infinity /tmp/inf/bin/infinity_emb
 
 Writes bench/out/serve/results.json and prints a Markdown table.
 """
@@ -454,6 +458,7 @@ def main() -> None:
     parser.add_argument("--variant", default="torch")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-domains", action="store_true", help="skip the 3-domain part")
+    parser.add_argument("--infinity", help="infinity_emb executable (its own virtualenv)")
     args = parser.parse_args()
     if args.what == "plain":
         plain_server(args.port)
@@ -471,7 +476,9 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (loopback only)",
-        "command": "python bench/serve_bench.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/serve_bench.py"
+        + (" --quick" if args.quick else "")
+        + (" --infinity BIN" if args.infinity else ""),
         "in_process": {},
         "in_process_per_cell": [],
         "servers": {},
@@ -501,6 +508,18 @@ def main() -> None:
         ),
         "plain FastAPI (torch)": ([PY, __file__, "plain"], "base", "", "/healthz"),
     }
+    if args.infinity:
+        from embedtune.models import _default_model_path
+
+        systems["Infinity 0.0.78 (torch)"] = (
+            [args.infinity, "v2", "--model-id", str(_default_model_path()),
+             "--served-model-name", "base", "--engine", "torch", "--device", "cpu",
+             "--url-prefix", "/v1", "--log-level", "warning"],
+            "base", "base64", "/health",
+        )  # fmt: skip
+        results["infinity"] = subprocess.run(
+            [str(Path(args.infinity).parent / "pip"), "freeze"], capture_output=True, text=True
+        ).stdout.split()
     for system in systems:
         results["servers"][system] = []
     # all three servers up at once, each cell run on them back to back: on a shared machine
@@ -637,6 +656,15 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| target | measured | met |", "|---|---:|---|"]
     for name, ratio, need in targets:
         lines.append(f"| {name} | {ratio:.2f}x | {'yes' if ratio >= need else 'no'} |")
+    infinity = next((s for s in results["servers"] if s.startswith("Infinity")), None)
+    if infinity is not None:  # a comparison, not a target
+        for request, c in (("1 passage", 32), ("32 passages", 32), ("1 passage", 1)):
+            ours = cell("embedtune serve (torch)", request, c)["inputs_per_s"]
+            theirs = cell(infinity, request, c)["inputs_per_s"]
+            lines.append(
+                f"| {request}, c={c}: embedtune serve (torch) / {infinity} (no target) "
+                f"| {ours / max(theirs, 1e-9):.2f}x | |"
+            )
     for system in ("embedtune serve (torch)", "embedtune serve (torch, --threads 1)"):
         p50 = cell(system, "1 short query", 1)["p50_ms"]
         gap = p50 - local_p50

@@ -95,7 +95,26 @@ def test_quiet_turns_embedtune_bars_off(monkeypatch: pytest.MonkeyPatch) -> None
     assert console.progress(range(2), desc="x", enabled=False).disable
     monkeypatch.setattr(console, "_verbosity", "quiet")
     assert not console.progress_enabled()
-    assert console.progress(range(2), desc="x").disable
+    assert isinstance(console.progress(range(2), desc="x"), console.ProgressLines)
+    assert console.progress(range(2), desc="x", enabled=False).disable
+
+
+def test_quiet_mode_says_how_far_a_long_step_is_in_structured_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(console, "_verbosity", "quiet")
+    assert list(console.progress(range(3), desc="short step")) == [0, 1, 2]
+    assert capsys.readouterr().err == ""  # a step shorter than the interval says nothing
+    monkeypatch.setattr(console, "PROGRESS_LINE_SECONDS", 0.0)
+    bar = console.progress(desc="encode passages", total=4, unit="psg")
+    bar.update(1)
+    bar.update(3)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith('progress step="encode passages" done=1 total=4 unit=psg rate=')
+    assert "eta_s=" in lines[0] and "eta_s=" not in lines[-1]
+    assert " done=4 total=4 " in lines[-1] and lines[-1].endswith("finished=true")
 
 
 def test_configure_output_refuses_an_unknown_level() -> None:

@@ -182,6 +182,11 @@ CASES = [
         "lies inside the input",
     ),
     Case(
+        "train-dev-pool-from",
+        lambda w: ["train", str(w.data), "-o", w.p("m"), "--dev-pool-from", "base"],
+        "dev_pool_from",
+    ),
+    Case(
         "train-matryoshka",
         lambda w: ["train", str(w.data), "-o", w.p("m"), "--matryoshka", "a,b"],
         "a,b",

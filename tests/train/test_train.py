@@ -101,6 +101,29 @@ def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
     assert dev.score(pooled.search(model)) == dev.score(full)  # what training relies on
 
 
+def test_a_bm25_dev_pool_encodes_only_bm25s_candidates_and_the_judged(
+    train_set: Path, train_model_dir: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune.corpus.config import PassageConfig
+    from embedtune.corpus.load import load_beir
+    from embedtune.train.config import TrainConfig
+    from embedtune.train.train import _dev_baselines
+
+    model = SentenceTransformer(str(train_model_dir), device="cpu")
+    dataset = load_beir(train_set, "train")
+    ids = [f"q{i}" for i in range(0, 60, 6)]
+    dev = DevSet.from_dataset(dataset, ids, model.tokenizer, PassageConfig(window=12, stride=6))
+    info: dict[str, dict[str, str]] = {"dev": {}}
+    config = TrainConfig(output="m", dev_pool=10, dev_pool_from="bm25")
+    base_run, _, pooled = _dev_baselines(dev, model, None, config, info)
+    expected = dev.pooled([dev.bm25_search()], 10)
+    assert pooled.doc_ids == expected.doc_ids and len(pooled.doc_ids) < len(dev.doc_ids)
+    assert {d for docs in base_run.values() for d in docs} <= set(pooled.doc_ids)
+    assert info["dev"]["corpus"].endswith(f"of {len(dev.doc_ids)} documents (pool 10 from bm25)")
+
+
 def test_layers_strategy_trains_only_the_top_layers(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -436,6 +436,20 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="continue from the last complete checkpoint")
     ] = False,
+    mining: Annotated[
+        str | None,
+        typer.Option(
+            help="corpus (encode every passage to mine) | candidates (only each training "
+            "query's BM25 top candidate_depth and its judged documents)"
+        ),
+    ] = None,
+    dev_pool_from: Annotated[
+        str | None,
+        typer.Option(
+            help="bm25+base (the base model searches the whole dev corpus) | bm25 (it encodes "
+            "only BM25's top dev_pool and the judged documents)"
+        ),
+    ] = None,
     skip_bad: bool = False,
     overwrite: OverwriteOption = False,
     verbose: bool = False,
@@ -463,6 +477,8 @@ def train(
             ("max_steps", max_steps),
             ("seed", seed),
             ("device", device),
+            ("mining", mining),
+            ("dev_pool_from", dev_pool_from),
         ):
             if value is not None:
                 options[key] = value

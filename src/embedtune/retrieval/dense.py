@@ -109,8 +109,10 @@ def dense_search(
     *,
     k: int = 100,
     chunk_passages: int = 8192,
+    desc: str = "encode",
 ) -> Run:
     """Top ``k`` documents per query; a document scores as its best passage (cosine).
+    ``desc`` names the step on the progress bar (shown when ``encoder.show_progress``).
 
     Passages are encoded and scored one chunk at a time and only each query's running top
     ``k`` is kept, so memory is bounded by queries × (chunk + k), not by the corpus size.
@@ -122,7 +124,7 @@ def dense_search(
     query_vectors = encoder.encode_queries([queries[q] for q in qids])
     best = RunningTopK(len(qids), tie_keys(doc_ids), k)
     chunks = doc_chunks(bounds, chunk_passages)
-    bar = progress(total=int(bounds[-1]), desc="encode", unit="psg", enabled=encoder.show_progress)
+    bar = progress(total=int(bounds[-1]), desc=desc, unit="psg", enabled=encoder.show_progress)
     for d0, d1 in chunks:
         p0, p1 = int(bounds[d0]), int(bounds[d1])
         vectors = encoder.encode_documents(passages[p0:p1])

@@ -99,6 +99,11 @@ class TrainConfig(BaseModel):
     # training. The dev corpus is then the judged documents plus the top `dev_pool` of BM25
     # and of the base model per dev query (null: the whole corpus).
     dev_pool: int | None = Field(default=100, ge=10)
+    # Where the pool comes from. `bm25+base`: BM25's and the base model's top `dev_pool` (the
+    # base model then encodes the whole dev corpus once: its cost grows with the corpus).
+    # `bm25`: BM25's top `dev_pool` and the judged documents only; the base model encodes
+    # just the pool (cost grows with the dev queries; BM25 still indexes the corpus).
+    dev_pool_from: Literal["bm25+base", "bm25"] = "bm25+base"
     evals_per_epoch: int = Field(default=1, ge=1, description="dev evaluations (= checkpoints)")
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42

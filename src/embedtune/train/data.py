@@ -101,8 +101,11 @@ class DevSet:
             doc_prompt=doc_prompt,
             batch_size=batch_size,
             cache_dir=Path(default_cache_dir()) / "embeddings" if cached_as else None,
+            show_progress=True,  # a dev evaluation can take minutes on a large pool
         )
-        return dense_search(encoder, self.queries, self.doc_ids, self.passages, self.bounds)
+        return dense_search(
+            encoder, self.queries, self.doc_ids, self.passages, self.bounds, desc="dev: encode"
+        )
 
     def bm25_search(self) -> Run:
         """BM25 over the same dev queries and corpus (documents, not passages)."""

@@ -38,8 +38,8 @@ def _format(logs: dict[str, Any]) -> str:
 class TrainingProgress(TrainerCallback):
     """One bar of training steps on the main process; log dicts as DEBUG lines.
 
-    The dev evaluations during training get no bar of their own: they are short next to the
-    steps between them, and the trainer's evaluation loop is not used (an evaluator scores).
+    A dev evaluation during training has a bar of its own (``dev: encode``, from the
+    evaluator's search): on a large dev pool it can take minutes.
     """
 
     def __init__(self) -> None:

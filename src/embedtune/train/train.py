@@ -129,6 +129,38 @@ def _evaluator(dev: DevSet, config: TrainConfig) -> Any:
     return MaxPassageDevEvaluator()
 
 
+def _dev_baselines(
+    dev: DevSet, model: Any, ref: Any, config: TrainConfig, info: dict[str, Any]
+) -> tuple[Run, Run, DevSet]:
+    """The base model's and BM25's dev runs, and the dev set checkpoints are scored on (the
+    pool, when ``dev_pool`` is set)."""
+
+    def base_search(over: DevSet) -> Run:
+        return over.search(
+            model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
+        )
+
+    bm25_run = dev.bm25_search()
+    if config.dev_pool is None:
+        return base_search(dev), bm25_run, dev
+    full_size = len(dev.doc_ids)
+    if config.dev_pool_from == "bm25":
+        # only BM25's candidates (and the judged documents) are ever encoded
+        dev = dev.pooled([bm25_run], config.dev_pool)
+        base_run = base_search(dev)
+    else:
+        base_run = base_search(dev)
+        dev = dev.pooled([base_run, bm25_run], config.dev_pool)
+        # Every document of the base model's run is in the pool, so its run over the pool is
+        # the same run (a document's score does not depend on the others): no re-encoding.
+    info["dev"]["corpus"] = (
+        f"{len(dev.doc_ids)} of {full_size} documents "
+        f"(pool {config.dev_pool} from {config.dev_pool_from})"
+    )
+    # BM25's statistics do change with the corpus, so it searches the pool again.
+    return base_run, dev.bm25_search(), dev
+
+
 def _cardless_trainer() -> Any:
     """sentence-transformers' trainer without its model-card callback.
 
@@ -255,20 +287,7 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
     info = copy.deepcopy(record.info)
     texts = _domain_texts(record, pairs)
 
-    base_run = dev.search(
-        model, query_prompt=config.query_prompt, doc_prompt=config.doc_prompt, cached_as=ref
-    )
-    bm25_run = dev.bm25_search()
-    if config.dev_pool is not None:
-        full_size = len(dev.doc_ids)
-        dev = dev.pooled([base_run, bm25_run], config.dev_pool)
-        info["dev"]["corpus"] = (
-            f"{len(dev.doc_ids)} of {full_size} documents (pool {config.dev_pool})"
-        )
-        # Every document of the base model's run is in the pool, so its run over the pool is
-        # the same run (a document's score does not depend on the others): no re-encoding.
-        # BM25's statistics do change with the corpus, so it searches the pool again.
-        bm25_run = dev.bm25_search()
+    base_run, bm25_run, dev = _dev_baselines(dev, model, ref, config, info)
     baseline = {"base": dev.score(base_run), "bm25": dev.score(bm25_run)}
     logger.info(
         "dev before training: base %.4f, bm25 %.4f nDCG@10",
