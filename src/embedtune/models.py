@@ -113,12 +113,47 @@ def resolve_model(name: str | None) -> ModelRef:
 def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
     """Load a resolved model with sentence-transformers (never downloads)."""
     require("sentence_transformers", "eval")
-    from sentence_transformers import SentenceTransformer
 
     logger.debug("loading model %s from %s", ref.name, ref.path)
     if (Path(ref.path) / "adapter_config.json").is_file():
         return _load_adapter(Path(ref.path), device)
-    return SentenceTransformer(ref.path, device=device, local_files_only=True)
+    return open_folder(ref.path, device=device)
+
+
+def open_folder(path: str | Path, device: str | None = None) -> SentenceTransformer:
+    """``SentenceTransformer(path)`` offline, for every folder embedtune writes: a folder
+    whose ``modules.json`` names embedtune's own module (bottleneck adapters) gets that class
+    handed to sentence-transformers, which otherwise imports a class from outside its package
+    only with ``trust_remote_code`` (that would also let the folder pick other code to run).
+
+    Raises:
+        ConfigError: ``modules.json`` names an embedtune class that does not exist.
+    """
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(path)
+    try:
+        entries = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        types = {str(e.get("type", "")) for e in entries if isinstance(e, dict)}
+    except (OSError, ValueError, AttributeError, TypeError):
+        types = set()  # not a saved folder of modules: sentence-transformers says what is wrong
+    ours = {t for t in types if t.startswith("embedtune.")}
+    if not ours:
+        return SentenceTransformer(str(folder), device=device, local_files_only=True)
+    from embedtune.bottleneck import module_classes
+
+    known = module_classes()
+    unknown = sorted(ours - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{folder}/modules.json names {unknown[0]}, which this embedtune does not have "
+            "(saved by a newer version?)"
+        )
+    return SentenceTransformer._load_with_module_classes(
+        str(folder), known, device=device, local_files_only=True
+    )
 
 
 def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
@@ -135,7 +170,7 @@ def _load_adapter(folder: Path, device: str | None) -> SentenceTransformer:
         # not ours: let sentence-transformers resolve the base as it does online
         return SentenceTransformer(str(folder), device=device, local_files_only=True)
     base = adapter_base(folder)
-    model = SentenceTransformer(base.path, device=device, local_files_only=True)
+    model = open_folder(base.path, device=device)
     model.load_adapter(str(folder))
     saved = json.loads((folder / "config_sentence_transformers.json").read_text("utf-8"))
     model.prompts = saved.get("prompts") or {}

@@ -182,6 +182,11 @@ CASES = [
         "lies inside the input",
     ),
     Case(
+        "train-mining",  # a pairs-stage setting, passed through the recipe's pairs: section
+        lambda w: ["train", str(w.data), "-o", w.p("m"), "--mining", "all"],
+        "'candidates'",
+    ),
+    Case(
         "train-dev-pool-from",
         lambda w: ["train", str(w.data), "-o", w.p("m"), "--dev-pool-from", "base"],
         "dev_pool_from",

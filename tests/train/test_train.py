@@ -152,9 +152,11 @@ def test_presets_and_strategy_registry() -> None:
     assert stage_configs(preset("fast"), output="m")[1].epochs == 1
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         preset("quick")
-    with pytest.raises(ConfigError, match="unknown strategy 'qlora': available: full, layers"):
+    with pytest.raises(
+        ConfigError, match="unknown strategy 'qlora': available: full, bottleneck, layers"
+    ):
         get_strategy("qlora")
-    assert {"full", "lora", "layers", "adapter", "mlm"} <= set(STRATEGIES)
+    assert {"full", "lora", "layers", "ia3", "adapter", "bottleneck", "mlm"} <= set(STRATEGIES)
     with pytest.raises(ValueError, match="'lora' is already registered"):
         register(Strategy("lora", "a second lora would shadow the first"))
     with pytest.raises(ValueError, match="lower-case"):

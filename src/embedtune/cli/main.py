@@ -477,11 +477,12 @@ def train(
             ("max_steps", max_steps),
             ("seed", seed),
             ("device", device),
-            ("mining", mining),
             ("dev_pool_from", dev_pool_from),
         ):
             if value is not None:
                 options[key] = value
+        if mining is not None:  # a pairs-stage setting: the recipe's `pairs:` section
+            options["pairs"] = {**(options.get("pairs") or {}), "mining": mining}
         if matryoshka:
             try:
                 options["matryoshka_dims"] = [int(x) for x in matryoshka.split(",")]

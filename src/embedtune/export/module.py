@@ -31,6 +31,12 @@ class EncoderSpec:
         }
 
 
+def _is_transformer(module: Any) -> bool:
+    from sentence_transformers.base.modules import Transformer
+
+    return isinstance(module, Transformer)
+
+
 def embedding_module(st: Any) -> tuple[Any, EncoderSpec]:
     """A ``torch.nn.Module`` mapping token tensors to sentence embeddings, and its spec.
 
@@ -40,6 +46,9 @@ def embedding_module(st: Any) -> tuple[Any, EncoderSpec]:
     import torch
 
     names = [type(m).__name__ for m in st]
+    # a Transformer subclass (bottleneck adapters: modules inside its Hugging Face model, so
+    # traced with it) exports as its base class does
+    names = ["Transformer" if _is_transformer(m) else n for m, n in zip(st, names, strict=True)]
     if names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]):
         raise ConfigError(
             f"cannot export a model made of {names}: export supports Transformer → Pooling "

@@ -339,13 +339,13 @@ class ModelPool:
         )
 
     def _sentence_transformer(self, path: str) -> Any:
-        from sentence_transformers import SentenceTransformer
+        from embedtune.models import open_folder
 
         if self.config.threads:
             import torch
 
             torch.set_num_threads(self.config.threads)
-        model = SentenceTransformer(path, device=self.config.device, local_files_only=True)
+        model = open_folder(path, device=self.config.device)
         model.eval()
         return model
 

@@ -35,6 +35,13 @@ def _loading(settings: dict[str, Any]) -> str:
             f"`peft` installed and the base model `{settings['base_model']['name']}` reachable "
             "(or, in embedtune, `EMBEDTUNE_ADAPTER_BASE=<base folder>`)."
         )
+    if settings["config"].get("strategy") == "bottleneck":
+        return (
+            "Bottleneck adapters inside the model: "
+            '`SentenceTransformer("<this folder>", trust_remote_code=True)` loads it with '
+            "embedtune installed (the adapter module is embedtune's; a plain transformers load "
+            "drops the adapters). embedtune's own commands load it as it is."
+        )
     return 'Loads anywhere with `SentenceTransformer("<this folder>")`; no embedtune needed.'
 
 

@@ -55,6 +55,10 @@ class TrainConfig(BaseModel):
     save_adapter: bool = Field(
         default=False, description="lora/adapter: save the adapter alone, not merged weights"
     )
+    # strategy 'bottleneck' (Houlsby adapters): bottleneck width = hidden size // this
+    bottleneck_reduction: int = Field(
+        default=16, ge=1, description="strategy 'bottleneck': hidden size / adapter width"
+    )
     # strategy 'mlm': masked-language-model pretraining on the domain corpus first
     mlm_epochs: float = Field(default=3.0, gt=0)
     mlm_max_steps: int = Field(default=-1, description="stop MLM after this many steps")

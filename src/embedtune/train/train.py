@@ -425,7 +425,7 @@ def _adapt(
         info["vocabulary"] = extend_vocabulary(
             model, domain.texts, config.extend_vocab, min_count=config.extend_vocab_min_count
         )
-        if strategy.name in {"lora", "adapter", "layers"}:
+        if strategy.name in {"lora", "adapter", "ia3", "bottleneck", "layers"}:
             logger.warning(
                 "extend_vocab with strategy '%s': the embeddings stay frozen, so the new "
                 "tokens keep their initial (mean of pieces) embeddings",

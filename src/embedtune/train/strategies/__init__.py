@@ -8,7 +8,7 @@ pretraining) and ``finalize``s it before saving (merging adapters). ``full`` liv
 
 from __future__ import annotations
 
-from embedtune.train.strategies import layers, mlm, peft_methods
+from embedtune.train.strategies import bottleneck, layers, mlm, peft_methods
 from embedtune.train.strategies.base import (
     STRATEGIES,
     Domain,
@@ -23,6 +23,7 @@ __all__ = [
     "STRATEGIES",
     "Domain",
     "Strategy",
+    "bottleneck",
     "count_trainable",
     "get_strategy",
     "layers",

@@ -1,4 +1,5 @@
-"""Parameter-efficient strategies on Hugging Face PEFT: ``lora`` and ``adapter`` (IA3).
+"""Parameter-efficient strategies on Hugging Face PEFT: ``lora`` and ``ia3`` (also registered
+as ``adapter``, its older name).
 
 The adapter is injected into the transformer (sentence-transformers' ``add_adapter``), so
 checkpoints, best-model reloading and resume go through the trainer unchanged. The saved
@@ -8,6 +9,7 @@ model is merged into plain weights by default (loads anywhere, same speed as the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError, require
@@ -68,7 +70,7 @@ def _check_lora(model: SentenceTransformer, config: TrainConfig) -> None:
 
 def _check_adapter(model: SentenceTransformer, config: TrainConfig) -> None:
     require("peft", "train")
-    _check_targets(model, list(config.adapter_targets or IA3_TARGETS), "adapter")
+    _check_targets(model, list(config.adapter_targets or IA3_TARGETS), config.strategy)
 
 
 def _add(make: Any) -> Any:
@@ -113,12 +115,14 @@ register(
         finalize=_finalize,
     )
 )
-register(
+IA3 = register(
     Strategy(
-        "adapter",
+        "ia3",
         "IA3 (PEFT): learned rescaling of keys, values and feed-forward inputs; base frozen",
         check=_check_adapter,
         prepare=_add(_ia3_config),
         finalize=_finalize,
     )
 )
+# the same strategy under its older name, so existing configs keep working
+register(replace(IA3, name="adapter", description="the older name of 'ia3' (PEFT IA3)"))
