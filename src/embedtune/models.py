@@ -110,6 +110,31 @@ def resolve_model(name: str | None) -> ModelRef:
     )
 
 
+# Encoding batch size by device kind: a GPU needs larger batches to be busy (CPU: 64).
+ENCODE_BATCH = {"cuda": 256}
+
+
+def mixed_precision(device_type: str, setting: str = "auto") -> str | None:
+    """The mixed precision training and mining use on a device: ``auto`` gives bf16 on a
+    CUDA device that supports it, else fp16 on CUDA, and full precision (None) on CPU and
+    MPS; ``fp32`` always None. Reported evaluations never use it.
+
+    Example:
+        >>> mixed_precision("cpu"), mixed_precision("cuda", "fp32")
+        (None, None)
+    """
+    if setting == "fp32" or device_type != "cuda":
+        return None
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def encode_batch_size(device_type: str, configured: int | None = None) -> int:
+    """The encoding batch size: the configured one, else 256 on CUDA and 64 elsewhere."""
+    return configured or ENCODE_BATCH.get(device_type, 64)
+
+
 def load_model(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
     """Load a resolved model with sentence-transformers (never downloads)."""
     require("sentence_transformers", "eval")

@@ -133,3 +133,28 @@ def test_fusion_ties_go_to_the_middle_of_the_tied_weights_then_toward_dense() ->
     assert _best_weight({0.0: 0.8, 0.05: 0.8, 0.1: 0.2}) == 0.05  # equidistant: toward dense
     assert _best_weight({0.0: 0.8, 0.9: 0.8, 0.5: 0.1}) == 0.9
     assert _best_weight({0.1: 0.5, 0.2: 0.5 + 1e-12}) == 0.2  # only exact ties count
+
+
+def test_mixed_precision_only_on_cuda_and_never_shares_the_cache(
+    encoder: DenseEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import torch
+
+    from embedtune.models import encode_batch_size, mixed_precision
+
+    assert mixed_precision("cpu") is None and mixed_precision("mps") is None
+    for supported, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
+        assert mixed_precision("cuda") == expected
+        assert mixed_precision("cuda", "fp32") is None
+    assert (encode_batch_size("cpu"), encode_batch_size("cuda"), encode_batch_size("cuda", 8)) == (
+        64,
+        256,
+        8,
+    )
+    # vectors encoded in mixed precision (mining) are cached apart from full-precision ones
+    # (reported evaluations): a full-precision evaluation never reads them
+    mixed = dataclasses.replace(encoder, precision="fp16")
+    assert mixed._settings_key() != encoder._settings_key()

@@ -31,7 +31,13 @@ from embedtune.corpus.splits import dev_split_for, hold_out_dev
 from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError, DataError
 from embedtune.io import is_main_process, sha256_file, sha256_text
-from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.models import (
+    ModelRef,
+    encode_batch_size,
+    load_model,
+    mixed_precision,
+    resolve_model,
+)
 from embedtune.outputs import check_output, replacing
 from embedtune.pairs.config import RECIPE_KEYS, BuildPairsConfig
 
@@ -176,13 +182,15 @@ def _base_encoder(model: SentenceTransformer, ref: ModelRef, config: BuildPairsC
     from embedtune.retrieval.cache import default_cache_dir
     from embedtune.retrieval.dense import DenseEncoder
 
+    device = model.device.type
     encoder: DenseEncoder = DenseEncoder(
         model,
         ref,
         query_prompt=config.query_prompt,
         doc_prompt=config.doc_prompt,
-        batch_size=config.pairs.batch_size,
+        batch_size=encode_batch_size(device, config.pairs.batch_size),
         cache_dir=Path(default_cache_dir()) / "embeddings",
+        precision=mixed_precision(device, config.pairs.precision),
     )
     return encoder
 

@@ -52,7 +52,14 @@ class PairsConfig(BaseModel):
     candidate_depth: int = Field(
         default=100, ge=1, description="candidates: BM25 passages per training query"
     )
-    batch_size: int = Field(default=64, ge=1, description="encoding batch size")
+    batch_size: int | None = Field(
+        default=None, ge=1, description="encoding batch size (default: 64; 256 on a GPU)"
+    )
+    # Mining encodes with the base model only to rank candidates: on a CUDA device it runs in
+    # mixed precision (bf16, else fp16) unless `fp32`; on CPU it is always full precision.
+    precision: Literal["auto", "fp32"] = Field(
+        default="auto", description="auto (mixed precision on a GPU) | fp32"
+    )
     chunk_passages: int = Field(default=8192, ge=1)
 
     @model_validator(mode="after")

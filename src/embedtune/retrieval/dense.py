@@ -51,10 +51,15 @@ class DenseEncoder:
     batch_size: int = 64
     cache_dir: Path | None = None
     show_progress: bool = False
+    # mixed precision on a GPU ("bf16" or "fp16"; None: the model's own): for mining and
+    # candidate generation only, never for reported evaluations
+    precision: str | None = None
     stats: EncodeStats = field(default_factory=EncodeStats)
 
     def _settings_key(self) -> str:
         key = f"{self.ref.sha256}\0{self.doc_prompt}\0{self.model.max_seq_length}\0normalized"
+        if self.precision:  # never mixed with full-precision vectors in the cache
+            key += f"\0{self.precision}"
         return hashlib.sha256(key.encode()).hexdigest()[:24]
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -62,7 +67,13 @@ class DenseEncoder:
         return self._encode(texts, self.query_prompt)
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
-        return embed(self.model, texts, prompt, self.batch_size)
+        if self.precision is None:
+            return embed(self.model, texts, prompt, self.batch_size)
+        import torch
+
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        with torch.autocast("cuda", dtype=dtype):
+            return embed(self.model, texts, prompt, self.batch_size)
 
     def encode_documents(self, texts: list[str]) -> np.ndarray:
         """Normalised document embeddings, read from the cache when present."""

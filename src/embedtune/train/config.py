@@ -108,6 +108,10 @@ class TrainConfig(BaseModel):
     # `bm25`: BM25's top `dev_pool` and the judged documents only; the base model encodes
     # just the pool (cost grows with the dev queries; BM25 still indexes the corpus).
     dev_pool_from: Literal["bm25+base", "bm25"] = "bm25+base"
+    # `auto`: on a CUDA device, training (and the dev encoding that picks the checkpoint) runs
+    # in mixed precision, bf16 where supported, else fp16; full precision elsewhere. `fp32`:
+    # always full precision.
+    precision: Literal["auto", "fp32"] = "auto"
     evals_per_epoch: int = Field(default=1, ge=1, description="dev evaluations (= checkpoints)")
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42

@@ -34,6 +34,10 @@ class DevSet:
     passages: list[str]
     bounds: np.ndarray
     doc_texts: list[str]
+    # how checkpoints encode it: mixed precision and a larger batch on a GPU (dev scores only
+    # choose the checkpoint; the reported test evaluation is always full precision)
+    precision: str | None = None
+    batch_size: int = 64
 
     @classmethod
     def from_dataset(
@@ -74,6 +78,8 @@ class DevSet:
             texts,
             np.asarray(bounds, dtype=np.int64),
             [self.doc_texts[i] for i in rows],
+            self.precision,
+            self.batch_size,
         )
 
     def search(
@@ -82,7 +88,6 @@ class DevSet:
         *,
         query_prompt: str = "",
         doc_prompt: str = "",
-        batch_size: int = 64,
         cached_as: ModelRef | None = None,
     ) -> Run:
         """Max-passage dense search of the dev queries over the dev corpus.
@@ -99,9 +104,10 @@ class DevSet:
             cached_as or ModelRef("training", "", "training"),
             query_prompt=query_prompt,
             doc_prompt=doc_prompt,
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             cache_dir=Path(default_cache_dir()) / "embeddings" if cached_as else None,
             show_progress=True,  # a dev evaluation can take minutes on a large pool
+            precision=self.precision,
         )
         return dense_search(
             encoder, self.queries, self.doc_ids, self.passages, self.bounds, desc="dev: encode"

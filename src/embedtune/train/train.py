@@ -22,7 +22,13 @@ from embedtune.corpus.pairs import PAIRS_FILE, Pair, PairSet, load_pairs, read_p
 from embedtune.errors import ConfigError, DataError
 from embedtune.io import is_main_process, write_json, write_text
 from embedtune.model_folder import ModelSettings, write_settings
-from embedtune.models import ModelRef, load_model, resolve_model
+from embedtune.models import (
+    ModelRef,
+    encode_batch_size,
+    load_model,
+    mixed_precision,
+    resolve_model,
+)
 from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
 from embedtune.retrieval.fusion import dev_fusion
@@ -281,10 +287,15 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
     strategy.check(model, config)  # before any work: a bad setting fails at once
     probes = load_probes(config.probes)
     pairs = load_pairs(pairs_dir / PAIRS_FILE)
+    device = model.device.type
+    precision = mixed_precision(device, config.precision)
     dev = DevSet.from_dataset(
         record.dev.dataset(), list(record.dev.queries), model.tokenizer, config.passages
     )
+    dev.precision, dev.batch_size = precision, encode_batch_size(device)
     info = copy.deepcopy(record.info)
+    if precision:
+        info["precision"] = precision  # mixed precision training (a GPU)
     texts = _domain_texts(record, pairs)
 
     base_run, bm25_run, dev = _dev_baselines(dev, model, ref, config, info)
@@ -333,6 +344,8 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         disable_tqdm=not is_main_process(),
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
         use_cpu=config.device == "cpu",
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
         dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
         prompts={
             "anchor": config.query_prompt,
