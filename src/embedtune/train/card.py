@@ -62,6 +62,12 @@ def _adaptation(settings: dict[str, Any]) -> str:
     if "general_pairs" in forgetting:
         g = forgetting["general_pairs"]
         lines.append(f"- {g['pairs']} general pairs mixed in ({g['fraction']:.0%} asked)")
+    if "ewc" in forgetting:
+        e = forgetting["ewc"]
+        lines.append(
+            f"- elastic weight consolidation: weight {e['weight']:g}, Fisher from "
+            f"{e['fisher_pairs']} general pairs"
+        )
     if "interpolation" in forgetting:
         i = forgetting["interpolation"]
         lines.append(

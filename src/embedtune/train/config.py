@@ -75,6 +75,10 @@ class TrainConfig(BaseModel):
     general_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="share of general pairs in the training set"
     )
+    # elastic weight consolidation: weights the general pairs depend on (diagonal Fisher,
+    # normalised to mean 1) are pulled back to the base with this weight (0: off)
+    ewc_weight: float = Field(default=0.0, ge=0, description="EWC penalty weight (0: off)")
+    ewc_pairs: int = Field(default=512, ge=2, description="general pairs the Fisher is taken on")
     interpolate: bool | None = Field(
         default=None,
         description="mix tuned and base weights, the ratio chosen on dev (default: on with "
@@ -140,6 +144,8 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 "interpolate works on merged weights: set save_adapter false or interpolate false"
             )
+        if self.ewc_weight and not self.general_pairs:
+            raise ValueError("ewc_weight needs general_pairs: the Fisher is taken on them")
         if any(not 0 < a <= 1 for a in self.interpolate_grid):
             raise ValueError(f"interpolate_grid values must be in (0, 1]: {self.interpolate_grid}")
         return self

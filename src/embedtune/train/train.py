@@ -356,12 +356,17 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         else None,
     )
     evaluator = _evaluator(dev, config)
+    loss = _loss(model, config, world > 1)
+    if config.ewc_weight:
+        from embedtune.train.ewc import with_ewc
+
+        loss, info["ewc"] = with_ewc(loss, model, config)
     model.model_card_data.generate_widget_examples = False  # no training text in any card
     trainer = _cardless_trainer()(
         model=model,
         args=args,
         train_dataset=train_set,
-        loss=_loss(model, config, world > 1),
+        loss=loss,
         evaluator=evaluator,
         callbacks=checkpoint_callbacks(),
     )
@@ -505,9 +510,11 @@ def _settings(
             "seed": config.seed,
             "data": {k: v for k, v in info.items() if k not in _NOT_DATA},
             "fusion": info.get("fusion"),
-            "adaptation": {k: info[k] for k in ("strategy", "vocabulary") if k in info},
+            "adaptation": {
+                k: info[k] for k in ("strategy", "vocabulary", "precision") if k in info
+            },
             "forgetting": {
-                k: info[k] for k in ("general_pairs", "interpolation", "probes") if k in info
+                k: info[k] for k in ("general_pairs", "ewc", "interpolation", "probes") if k in info
             },
             "pairs": n_pairs,
             "dev": {
@@ -535,7 +542,16 @@ def _settings(
     )
 
 
-_NOT_DATA = {"fusion", "strategy", "vocabulary", "general_pairs", "interpolation", "probes"}
+_NOT_DATA = {
+    "fusion",
+    "strategy",
+    "vocabulary",
+    "precision",
+    "general_pairs",
+    "ewc",
+    "interpolation",
+    "probes",
+}
 
 
 def _best_step(trainer: Any) -> int | None:
