@@ -86,6 +86,22 @@ def _monitor_profile(w: World) -> None:
     save_profile(build_profile_from_embeddings(x, settings=settings), w.root / "profile")
 
 
+def _compare_config(output: tuple[str, ...] = ("cmp",), **extra: object) -> Callable[[World], None]:
+    """A compare YAML at w.root/cmp.yaml: full and lora on the tiny model, with ``extra``."""
+
+    def setup(w: World) -> None:
+        config = {
+            "output": w.p(*output),
+            "data": {"train": str(w.data), "train_split": "test", "test": str(w.data)},
+            "train": {"base_model": str(w.model)},
+            "approaches": ["full", "lora"],
+            **extra,
+        }
+        (w.root / "cmp.yaml").write_text(json.dumps(config))
+
+    return setup
+
+
 @dataclass
 class Case:
     id: str
@@ -377,7 +393,40 @@ CASES = [
         ),
     ),
     Case("demo-onto-file", lambda w: ["demo", "-o", str(w.bad_json)], "notes.json"),
+    # compare (every cell's settings are checked before the first cell starts)
+    Case("compare-missing-config", lambda w: ["compare", w.p("nope.yaml")], "nope.yaml"),
+    Case(
+        "compare-approach",
+        lambda w: ["compare", w.p("cmp.yaml")],
+        "unknown approach 'lorra': choose from full, lora",
+        _compare_config(approaches=["full", "lorra"]),
+    ),
+    Case(
+        "compare-no-general-pairs",
+        lambda w: ["compare", w.p("cmp.yaml")],
+        "approach 'full+ewc' needs general_pairs",
+        _compare_config(approaches=["full+ewc"]),
+    ),
+    Case(
+        "compare-strategy",
+        lambda w: ["compare", w.p("cmp.yaml")],
+        "unknown strategy 'lorra'",
+        _compare_config(overrides={"full": {"strategy": "lorra"}}),
+    ),
+    Case(
+        "compare-inside-data",
+        lambda w: ["compare", w.p("cmp.yaml")],
+        "lies inside the input",
+        _compare_config(output=("data", "cmp")),
+    ),
+    Case(
+        "compare-only",
+        lambda w: ["compare", w.p("cmp.yaml"), "--only", "full,nope"],
+        "--only nope: no such cell",
+        _compare_config(),
+    ),
     # monitor
+    Case("monitor-watch-missing", lambda w: ["monitor", "watch", w.p("nope.yaml")], "nope.yaml"),
     Case(
         "monitor-profile-missing-queries",
         lambda w: [

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from embedtune.cli.compare import compare_command
 from embedtune.cli.monitor import monitor_app
 from embedtune.cli.options import OverwriteOption, RegistryOption
 from embedtune.cli.serve import serve_command
@@ -904,6 +905,7 @@ def search_command(
 
 
 app.command("serve")(serve_command)
+app.command("compare")(compare_command)
 
 
 @app.command("run")
@@ -998,7 +1000,7 @@ def _interrupted(argv: list[str]) -> str:
     if command == "train":  # continues from its last complete checkpoint
         kept = [a for a in argv if a not in ("--resume", "--no-resume")]
         return f"interrupted; resume with: {shlex.join(['embedtune', *kept, '--resume'])}"
-    if command in ("run", "demo"):  # finished stages are skipped
+    if command in ("run", "demo", "compare"):  # finished stages (cells) are skipped
         same = shlex.join(["embedtune", *argv])
         return f"interrupted; resume with: {same} (finished stages are skipped)"
     return "interrupted"

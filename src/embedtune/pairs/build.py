@@ -104,6 +104,11 @@ def build_pairs(config: BuildPairsConfig) -> PairsResult:
         raise ConfigError("give DATA (a BEIR folder with a train split) or --pairs FILE")
     if config.dev_split is not None and config.data is None:
         raise ConfigError("--dev-split needs DATA")
+    if config.pairs.query_fraction < 1 and (config.supervision == "weak" or config.pairs_file):
+        raise ConfigError(
+            "pairs.query_fraction samples labeled training queries: it needs DATA with "
+            "judgments (not supervision 'weak' or a pairs file)"
+        )
     output = Path(config.output)
     # an existing folder with the same pairs is reused; _reusable refuses any other
     check_output(
@@ -130,7 +135,11 @@ def _fingerprint(dataset: Dataset, config: BuildPairsConfig, ref: ModelRef, **ex
         json.dumps(
             {
                 "data": sorted(dataset.manifest.files.values()),
-                "pairs": config.pairs.model_dump(mode="json"),
+                # the default fraction left out: pairs built before the option still match
+                "pairs": config.pairs.model_dump(
+                    mode="json",
+                    exclude={"query_fraction"} if config.pairs.query_fraction == 1 else None,
+                ),
                 "passages": config.passages.model_dump(),
                 "model": ref.sha256,
                 "prompts": [config.query_prompt, config.doc_prompt],
@@ -224,6 +233,17 @@ def _labeled(
         )
         dev_corpus = CorpusSource(data=config.data, split=config.split, skip_bad=config.skip_bad)
         info["dev"] = {"rule": rule, "queries": len(dev_ids), "train_queries": len(train_ids)}
+    if config.pairs.query_fraction < 1:
+        train_ids = _sample_queries(
+            train_ids if train_ids is not None else list(dataset.judged_queries()),
+            config.pairs.query_fraction,
+            config.dev_seed,
+        )
+        info["query_fraction"] = {
+            "fraction": config.pairs.query_fraction,
+            "train_queries": len(train_ids),
+            "seed": config.dev_seed,
+        }
     fingerprint = _fingerprint(dataset, config, ref, split=config.split, train_queries=train_ids)
     if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
@@ -232,6 +252,8 @@ def _labeled(
         dataset, encoder, config.passages, config.pairs, query_ids=train_ids
     )
     summary["fingerprint"] = fingerprint
+    if "query_fraction" in info:
+        summary["query_fraction"] = info["query_fraction"]
     info["pairs_summary"] = summary
     if not pairs:
         raise DataError(
@@ -261,6 +283,15 @@ def _labeled(
     )
     _write(output, pairs, summary, record, config.overwrite)
     return PairsResult(output, len(pairs), len(dev_ids), record, summary)
+
+
+def _sample_queries(query_ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded share of the training queries (at least one), in their original order: a
+    smaller fraction's queries are a subset of a larger one's (one shuffle, cut shorter)."""
+    order = sorted(query_ids)
+    random.Random(seed).shuffle(order)
+    kept = set(order[: max(1, round(fraction * len(order)))])
+    return [q for q in query_ids if q in kept]
 
 
 def _weak(

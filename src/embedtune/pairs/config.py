@@ -61,6 +61,11 @@ class PairsConfig(BaseModel):
         default="auto", description="auto (mixed precision on a GPU) | fp32"
     )
     chunk_passages: int = Field(default=8192, ge=1)
+    # A learning curve's x axis: the share of the labeled training queries kept (a seeded
+    # sample by dev_seed, drawn after the dev split is made, so dev and test do not move).
+    query_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="share of labeled training queries used"
+    )
 
     @model_validator(mode="after")
     def _deep_enough(self) -> PairsConfig:

@@ -145,10 +145,17 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{file}: {problems}") from None
+        raise config_error(file, exc) from None
+
+
+def config_error(file: str | Path, exc: ValidationError, section: str = "") -> ConfigError:
+    """A validation error of a config file as one line: the file, then each problem as
+    ``field.path: message`` (``section.field.path`` for a section of the file)."""
+    prefix = f"{section}." if section else ""
+    problems = "; ".join(
+        f"{prefix}{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+    )
+    return ConfigError(f"{file}: {problems}")
 
 
 def load_watch_config(path: str | Path) -> WatchConfig:
@@ -174,10 +181,7 @@ def load_watch_config(path: str | Path) -> WatchConfig:
     try:
         return WatchConfig.model_validate(section)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"monitor.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{file}: {problems}") from None
+        raise config_error(file, exc, "monitor") from None
 
 
 def preset(name: str) -> dict[str, Any]:

@@ -155,9 +155,11 @@ def _wait_for_rank_zero(pairs_dir: Path, fingerprint: str) -> None:
         time.sleep(1)
 
 
-def _eval_config(
+def eval_config(
     config: RunConfig, base_model: str, folder: Path, progress: bool, test_data: str
 ) -> Any:
+    """The evaluation a run does of ``folder/model``: its test split, with the base model
+    and BM25 beside (``embedtune compare`` evaluates each cell the same way)."""
     from embedtune.evaluate.config import EvalConfig
 
     options: dict[str, Any] = {
@@ -190,7 +192,7 @@ def _preflight(config: RunConfig, folder: Path, progress: bool) -> Any:
     _, train_config = _stage_configs(config, folder, config.data.train)
     preflight(train_config)  # the strategy's name, the probe sets
     resolve_model(train_config.base_model)  # a local model folder (nothing is downloaded)
-    _eval_config(config, train_config.base_model, folder, progress, config.data.test)
+    eval_config(config, train_config.base_model, folder, progress, config.data.test)
     governance = config.governance
     if governance.redact and governance.mode == "hash":
         hash_key(governance)  # the secret is in the environment
@@ -381,8 +383,8 @@ def _run_stages(config: RunConfig, folder: Path, progress: bool) -> RunResult:
     def evaluate() -> dict[str, Any]:
         from embedtune.evaluate.evaluate import evaluate_models
 
-        eval_config = _eval_config(config, train_config.base_model, folder, progress, paths["test"])
-        return evaluate_models(eval_config, folder / "eval").report
+        settings = eval_config(config, train_config.base_model, folder, progress, paths["test"])
+        return evaluate_models(settings, folder / "eval").report
 
     if config.analyze:
         _stage(folder, "analyze", analyze, main_only=True)

@@ -1,0 +1,184 @@
+"""The comparison's config (one YAML file) and the cells it plans: one per approach, and one
+per (approach, fraction) of the learning curve."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from embedtune.compare.approaches import get_approach
+from embedtune.errors import ConfigError
+from embedtune.run.config import (
+    DataConfig,
+    RunEvalConfig,
+    config_error,
+    merge_settings,
+    preset,
+    read_yaml_mapping,
+)
+from embedtune.train.config import ProbeSet
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ERROR_FILE",
+    "RESULT_FILE",
+    "SPEC_FILE",
+    "CellSpec",
+    "CompareConfig",
+    "LearningCurveConfig",
+    "load_compare_config",
+    "plan_cells",
+]
+
+
+# A cell's folder: its spec (written first), its result (written last: the cell is done) and,
+# when it failed, the reason.
+SPEC_FILE = "spec.json"
+RESULT_FILE = "cell.json"
+ERROR_FILE = "error.txt"
+
+
+class LearningCurveConfig(BaseModel):
+    """Which approaches are also trained on a share of the labeled training queries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fractions: list[float] = Field(min_length=1, description="shares of the training queries")
+    approaches: list[str] = Field(min_length=1, description="labeled approaches to repeat")
+
+    @field_validator("fractions")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in value):
+            raise ValueError(f"fractions must be in (0, 1]: {value}")
+        return sorted(set(value))
+
+
+class CompareConfig(BaseModel):
+    """Several adaptation approaches on one dataset under one budget (the shared recipe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output: str = Field(description="comparison folder: cells/<name>/, matrix.json, matrix.md")
+    data: DataConfig
+    preset: str = "default"
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="recipe overrides shared by every cell (the budget)"
+    )
+    eval: RunEvalConfig = Field(default_factory=RunEvalConfig)
+    approaches: list[str] = Field(min_length=1, description="approach names (see approaches.py)")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="approach name → recipe keys for its cells only"
+    )
+    general_pairs: str | None = Field(
+        default=None, description="general pairs file for full+general and full+ewc"
+    )
+    probes: list[ProbeSet] = Field(
+        default_factory=list, description="general collections: what each cell forgot"
+    )
+    learning_curve: LearningCurveConfig | None = None
+
+
+class CellSpec(BaseModel):
+    """Everything one cell's process needs (``cells/<name>/spec.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    approach: str
+    fraction: float = 1.0
+    description: str
+    recipe: dict[str, Any]
+    data: DataConfig
+    eval: RunEvalConfig
+    verbosity: str = "normal"
+
+
+def load_compare_config(path: str | Path) -> CompareConfig:
+    """Read and validate a comparison YAML; a typo names the field and the file.
+
+    Example:
+        >>> config = load_compare_config("examples/compare.yaml")
+        >>> [cell.name for cell in plan_cells(config)][:2]
+        ['full', 'lora']
+    """
+    file = Path(path)
+    raw = read_yaml_mapping(file)
+    try:
+        return CompareConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(file, exc) from None
+
+
+def _cell_name(approach: str, fraction: float) -> str:
+    return approach if fraction == 1 else f"{approach}@{fraction:g}"
+
+
+def _check_names(config: CompareConfig) -> None:
+    """Every approach named anywhere is known and fits what the config gives it."""
+    curve = config.learning_curve
+    named = [*config.approaches, *(curve.approaches if curve else []), *config.overrides]
+    for name in named:
+        approach = get_approach(name)
+        if approach.needs_general and config.general_pairs is None:
+            raise ConfigError(
+                f"approach '{name}' needs general_pairs: a pairs file of general text"
+            )
+    if len(set(config.approaches)) != len(config.approaches):
+        raise ConfigError(f"approaches: a name given twice: {config.approaches}")
+    for name in curve.approaches if curve else []:
+        if not get_approach(name).labeled:
+            raise ConfigError(
+                f"learning_curve: '{name}' uses no labeled queries, so it has no curve over them"
+            )
+    if config.general_pairs is not None and not Path(config.general_pairs).is_file():
+        raise ConfigError(f"general_pairs: {config.general_pairs} is not a file")
+
+
+def _recipe(config: CompareConfig, approach: str, fraction: float) -> dict[str, Any]:
+    """The shared recipe, then the approach's own keys, then the config's overrides for it."""
+    spec = get_approach(approach)
+    recipe = merge_settings(preset(config.preset), config.train)
+    recipe = merge_settings(recipe, spec.overrides)
+    if spec.needs_general:
+        recipe["general_pairs"] = config.general_pairs
+    if config.probes:
+        recipe["probes"] = [p.model_dump(mode="json") for p in config.probes]
+    recipe = merge_settings(recipe, config.overrides.get(approach, {}))
+    if fraction < 1:
+        recipe = merge_settings(recipe, {"pairs": {"query_fraction": fraction}})
+    return recipe
+
+
+def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpec]:
+    """Every cell of the comparison, in run order: the approaches, then the learning curve
+    (a fraction of 1 is the approach's own cell when it is in ``approaches``).
+
+    Raises:
+        ConfigError: An unknown approach, a missing general pairs file, a bad preset.
+    """
+    _check_names(config)
+    wanted = [(a, 1.0) for a in config.approaches]
+    curve = config.learning_curve
+    if curve is not None:
+        wanted += [(a, f) for a in curve.approaches for f in curve.fractions]
+    cells: dict[str, CellSpec] = {}
+    for approach, fraction in wanted:
+        name = _cell_name(approach, fraction)
+        if name in cells:
+            continue
+        cells[name] = CellSpec(
+            name=name,
+            approach=approach,
+            fraction=fraction,
+            description=get_approach(approach).description,
+            recipe=_recipe(config, approach, fraction),
+            data=config.data,
+            eval=config.eval,
+            verbosity=verbosity,
+        )
+    return list(cells.values())

@@ -1,0 +1,224 @@
+"""``embedtune compare``: every cell of the comparison, each in its own process, then the
+matrix.
+
+Resumable: a cell whose folder holds ``cell.json`` is done and skipped. A cell without it (a
+process killed midway, or a failed one) is started over: its folder is deleted and rebuilt,
+which is simpler and surer than resuming a half-trained model whose pairs may be half-written.
+A finished cell made with other settings (the config changed) is refused, so a folder's
+matrix always describes one set of cells; new approaches may be added to a config later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedtune.compare.config import (
+    ERROR_FILE,
+    RESULT_FILE,
+    SPEC_FILE,
+    CellSpec,
+    CompareConfig,
+    plan_cells,
+)
+from embedtune.compare.matrix import CellResult, Matrix, build_matrix, render_markdown
+from embedtune.errors import ConfigError, EmbedtuneError
+from embedtune.io import write_json, write_text
+from embedtune.outputs import check_output, replacing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CompareResult", "compare", "raise_failures"]
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` left in its folder.
+
+    Attributes:
+        output: The comparison folder (cells/, matrix.json, matrix.md).
+        matrix: The matrix of every finished cell.
+        ran: The cells run by this call (the others were done, or not asked for).
+        failed: Cell name → why it failed (its folder is started over next time).
+    """
+
+    output: Path
+    matrix: Matrix
+    ran: list[str]
+    failed: dict[str, str]
+
+
+def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> None:
+    """Every cell's recipe through the pairs, train and eval configs, before any training:
+    a misspelt key or a missing probe set fails now, not after the first cell's hour."""
+    from embedtune.models import resolve_model
+    from embedtune.run.config import RunConfig, stage_configs
+    from embedtune.run.pipeline import eval_config
+    from embedtune.train.train import preflight
+
+    data = config.data
+    for cell in cells:
+        weak = cell.recipe.get("supervision") == "weak"
+        if weak and data.dev_split is not None:
+            raise ConfigError(
+                f"approach '{cell.approach}' draws its own pseudo-dev split: data.dev_split "
+                "is for the labeled cells; drop it or leave that approach out"
+            )
+        model = folder / "cells" / cell.name / "model"
+        try:
+            _, train_config = stage_configs(
+                cell.recipe, output=model, data=data.train, split=data.train_split
+            )
+        except ValueError as exc:  # pydantic's ValidationError: name the cell
+            raise ConfigError(f"cell {cell.name}: {_first_line(exc)}") from None
+        preflight(train_config)
+        resolve_model(train_config.base_model)  # a local folder: nothing is downloaded
+        run = RunConfig(output=str(folder), data=data, train=cell.recipe, eval=config.eval)
+        eval_config(run, train_config.base_model, model.parent, False, data.test)
+
+
+def _first_line(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors())
+    return str(exc).splitlines()[0]
+
+
+def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
+    if not only:
+        return cells
+    names = [c.name for c in cells]
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise ConfigError(f"--only {','.join(unknown)}: no such cell; cells: {', '.join(names)}")
+    return [c for c in cells if c.name in only]
+
+
+def _spec_text(cell: CellSpec) -> str:
+    return cell.model_dump_json(indent=2, exclude={"verbosity"})
+
+
+def _check_finished(cells: list[CellSpec], folder: Path) -> None:
+    """A finished cell must have been made by the settings it would be made with now."""
+    for cell in cells:
+        done = folder / "cells" / cell.name
+        if not (done / RESULT_FILE).is_file():
+            continue
+        old = CellSpec.model_validate_json((done / SPEC_FILE).read_text(encoding="utf-8"))
+        if _spec_text(old) != _spec_text(cell):
+            raise ConfigError(
+                f"cell {cell.name} in {folder} was made with other settings (see "
+                f"{done / SPEC_FILE}); use a new output folder, or --overwrite to start over"
+            )
+
+
+def _run_cell(cell: CellSpec, folder: Path) -> str | None:
+    """Run one cell in a child process; None on success, else why it failed."""
+    if folder.exists():  # an unfinished earlier attempt: start over
+        shutil.rmtree(folder)
+    write_text(folder / SPEC_FILE, cell.model_dump_json(indent=2))
+    done = subprocess.run(
+        [sys.executable, "-m", "embedtune.compare.cell", str(folder)], check=False
+    )
+    if done.returncode == 0 and (folder / RESULT_FILE).is_file():
+        return None
+    error = folder / ERROR_FILE
+    if error.is_file():
+        return error.read_text(encoding="utf-8").strip()
+    return f"its process exited with code {done.returncode} (see the lines above)"
+
+
+def _finished(cells: list[CellSpec], folder: Path) -> tuple[list[CellResult], list[str]]:
+    results, missing = [], []
+    for cell in cells:
+        path = folder / "cells" / cell.name / RESULT_FILE
+        if path.is_file():
+            results.append(CellResult.model_validate(json.loads(path.read_text("utf-8"))))
+        else:
+            missing.append(cell.name)
+    return results, missing
+
+
+def _write_matrix(config: CompareConfig, cells: list[CellSpec], folder: Path) -> Matrix:
+    results, missing = _finished(cells, folder)
+    matrix = build_matrix(results, missing, config.data.model_dump(mode="json"))
+    write_json(folder / "matrix.json", matrix.model_dump(mode="json"))
+    write_text(folder / "matrix.md", render_markdown(matrix))
+    return matrix
+
+
+def compare(
+    config: CompareConfig,
+    *,
+    only: list[str] | None = None,
+    overwrite: bool = False,
+    verbosity: str = "normal",
+) -> CompareResult:
+    """Run every cell not yet done (each approach, and each learning-curve fraction), then
+    write the approach matrix.
+
+    Args:
+        config: The comparison (``embedtune compare`` reads it from YAML).
+        only: Run only these cells (by name, e.g. ``lora`` or ``lora@0.25``); the matrix
+            still shows every finished cell.
+        overwrite: Start over in place of an existing comparison folder (deleted only once
+            the new one is complete).
+        verbosity: The cells' output: quiet, normal or verbose.
+
+    Returns:
+        CompareResult: the folder, the matrix, the cells run and the ones that failed.
+
+    Example:
+        >>> result = compare(load_compare_config("examples/compare.yaml"))
+        >>> result.matrix.verdicts["lora"]
+        'lora: 94% of full's gain over base at 2.4% of the weights; ...'
+    """
+    folder = Path(config.output)
+    cells = plan_cells(config, verbosity)
+    chosen = _select(cells, only)
+    inputs = [config.data.train, config.data.test, config.general_pairs]
+    check_output(folder, inputs, overwrite=overwrite, exists_ok=True)
+    _preflight(config, cells, folder)
+    if not overwrite:
+        _check_finished(cells, folder)
+    with replacing(folder, overwrite):
+        ran, failed = _run_cells(chosen, folder)
+        matrix = _write_matrix(config, cells, folder)
+    logger.info("matrix: %s", folder / "matrix.md")
+    return CompareResult(folder, matrix, ran, failed)
+
+
+def _run_cells(chosen: list[CellSpec], folder: Path) -> tuple[list[str], dict[str, str]]:
+    ran: list[str] = []
+    failed: dict[str, str] = {}
+    for number, cell in enumerate(chosen, start=1):
+        where = folder / "cells" / cell.name
+        if (where / RESULT_FILE).is_file():
+            logger.info("cell %s: already done, skipped", cell.name)
+            continue
+        logger.info("cell %s (%d/%d): %s", cell.name, number, len(chosen), cell.description)
+        started = time.perf_counter()
+        reason = _run_cell(cell, where)
+        seconds = time.perf_counter() - started
+        if reason is None:
+            ran.append(cell.name)
+            logger.info("cell %s: done in %.0f s", cell.name, seconds)
+        else:
+            failed[cell.name] = reason
+            logger.error("cell %s: FAILED after %.0f s: %s", cell.name, seconds, reason)
+    return ran, failed
+
+
+def raise_failures(result: CompareResult) -> None:
+    """An error naming the failed cells (the matrix holds the others)."""
+    if result.failed:
+        reasons = "; ".join(f"{name}: {why}" for name, why in result.failed.items())
+        raise EmbedtuneError(
+            f"{len(result.failed)} cell(s) failed ({reasons}); rerun to retry them"
+        )

@@ -1,0 +1,226 @@
+"""``embedtune compare``: cells in their own processes, resumable, and the matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from embedtune.cli.main import app
+from embedtune.compare import CellResult, CompareConfig, compare, plan_cells
+from embedtune.compare.matrix import build_matrix, render_markdown
+from embedtune.errors import ConfigError
+from embedtune.pairs.build import build_pairs
+from embedtune.run.config import stage_configs
+from tests.conftest import write_train_set
+
+runner = CliRunner()
+
+RECIPE = {
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "device": "cpu",
+    "max_steps": 2,
+    "passages": {"window": 12, "stride": 6},
+}
+
+
+def _config(tmp_path: Path, train_set: Path, model: Path, **extra: Any) -> dict[str, Any]:
+    test_set = tmp_path / "held"
+    if not test_set.is_dir():
+        write_train_set(test_set, n=30, split="test")
+    return {
+        "output": str(tmp_path / "cmp"),
+        "data": {"train": str(train_set), "test": str(test_set)},
+        "preset": "fast",
+        "train": {**RECIPE, "base_model": str(model)},
+        "approaches": ["full", "lora"],
+        **extra,
+    }
+
+
+def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
+    path = tmp_path / "compare.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("cells/*/cell.json")}
+
+
+def test_cells_run_once_each_and_make_the_matrix(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    config = _config(
+        tmp_path,
+        train_set,
+        train_model_dir,
+        probes=[{"data": str(tmp_path / "held"), "split": "test"}],
+        learning_curve={"fractions": [0.5, 1.0], "approaches": ["lora"]},
+    )
+    path = _write(tmp_path, config)
+    out = tmp_path / "cmp"
+    # --only runs one cell; the matrix lists the others as not finished
+    first = runner.invoke(app, ["compare", str(path), "--only", "full"])
+    assert first.exit_code == 0, first.output
+    assert set(_mtimes(out)) == {"full"}
+    matrix = json.loads((out / "matrix.json").read_text())
+    assert matrix["not_finished"] == ["lora", "lora@0.5"]
+    # a cell killed midway (no cell.json) is started over
+    (out / "cells" / "lora" / "model").mkdir(parents=True)
+    (out / "cells" / "lora" / "model" / "partial.bin").write_text("half")
+    before = _mtimes(out)
+    second = runner.invoke(app, ["compare", str(path)])
+    assert second.exit_code == 0, second.output
+    after = _mtimes(out)
+    assert set(after) == {"full", "lora", "lora@0.5"}
+    assert after["full"] == before["full"]  # finished: skipped
+    assert not (out / "cells" / "lora" / "model" / "partial.bin").exists()
+    matrix = json.loads((out / "matrix.json").read_text())
+    assert [c["name"] for c in matrix["cells"]] == ["full", "lora", "lora@0.5"]
+    assert matrix["not_finished"] == []
+    full, lora, half = matrix["cells"]
+    for cell in matrix["cells"]:
+        for system in ("tuned-maxp", "tuned-hybrid"):
+            for metric in ("ndcg@10", "mrr@10", "recall@100", "map@100"):
+                score = cell["scores"][system][metric]
+                assert score["low"] <= score["value"] <= score["high"]
+                assert (
+                    set(score["vs_base"])
+                    == set(score["vs_bm25"])
+                    == {
+                        "diff",
+                        "p",
+                        "significant",
+                    }
+                )
+        assert set(cell["baselines"]) == {"bm25", "base-maxp", "base-hybrid"}
+        assert cell["wall_seconds"] > 0 and cell["peak_rss_mb"] > 0 and cell["size_mb"] > 0
+        assert len(cell["forgetting"]) == 1 and cell["steps"] == 2
+    assert full["trainable_parameters"] == full["parameters"]
+    assert 0 < lora["trainable_parameters"] < lora["parameters"]
+    assert half["pairs"] < lora["pairs"] and half["fraction"] == 0.5
+    assert set(matrix["verdicts"]) == {"full", "lora"}
+    assert matrix["verdicts"]["lora"].startswith("lora: ")
+    assert list(matrix["learning_curve"]) == ["lora"]
+    assert list(matrix["learning_curve"]["lora"]) == ["0.5", "1"]
+    text = (out / "matrix.md").read_text()
+    assert "| lora@0.5 |" in text and "## Verdicts" in text and "Learning curve" in text
+    # everything done: a rerun runs nothing
+    third = runner.invoke(app, ["compare", str(path)])
+    assert third.exit_code == 0, third.output
+    assert _mtimes(out) == after
+    # a finished cell belongs to its settings
+    path.write_text(yaml.safe_dump({**config, "train": {**config["train"], "seed": 7}}))
+    refused = runner.invoke(app, ["compare", str(path)])
+    assert refused.exit_code == 2 and "was made with other settings" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"approaches": ["full", "lorra"]}, "unknown approach 'lorra': choose from full, lora"),
+        ({"approaches": ["full+general"]}, "approach 'full+general' needs general_pairs"),
+        ({"approaches": ["full+ewc"]}, "approach 'full+ewc' needs general_pairs"),
+        ({"general_pairs": "/nope/general.jsonl"}, "general_pairs: /nope/general.jsonl"),
+        (
+            {"learning_curve": {"fractions": [0.5], "approaches": ["weak"]}},
+            "'weak' uses no labeled queries",
+        ),
+        ({"learning_curve": {"fractions": [0], "approaches": ["full"]}}, "fractions"),
+        ({"train": {"epocs": 1}}, "epocs"),
+        ({"overrides": {"lora": {"lora_r": 0}}}, "cell lora: lora_r"),
+        (
+            {"approaches": ["weak"], "overrides": {"weak": {"strategy": "x"}}},
+            "unknown strategy 'x'",
+        ),
+    ],
+)
+def test_config_mistakes_fail_before_training(
+    tmp_path: Path, train_set: Path, train_model_dir: Path, extra: dict[str, Any], message: str
+) -> None:
+    config = _config(tmp_path, train_set, train_model_dir)
+    for key, value in extra.items():
+        config[key] = {**config[key], **value} if key == "train" else value
+    result = runner.invoke(app, ["compare", str(_write(tmp_path, config))])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_only_names_a_planned_cell(tmp_path: Path, train_set: Path, train_model_dir: Path) -> None:
+    config = CompareConfig.model_validate(_config(tmp_path, train_set, train_model_dir))
+    assert [c.name for c in plan_cells(config)] == ["full", "lora"]
+    with pytest.raises(ConfigError, match=r"--only lora@0\.5: no such cell; cells: full, lora"):
+        compare(config, only=["lora@0.5"])
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_query_fraction_keeps_the_dev_queries(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    def built(name: str, fraction: float) -> Any:
+        recipe = {**RECIPE, "base_model": str(train_model_dir)}
+        recipe["pairs"] = {"query_fraction": fraction}
+        pairs_config = stage_configs(recipe, output=tmp_path / name, data=str(train_set))[0]
+        return build_pairs(pairs_config)
+
+    whole, half, eighth = built("whole", 1.0), built("half", 0.5), built("eighth", 0.01)
+    assert half.record.dev.queries == whole.record.dev.queries
+    assert eighth.record.dev.queries == whole.record.dev.queries
+    train_queries = whole.record.info["dev"]["train_queries"]
+    assert half.record.info["query_fraction"]["train_queries"] == round(train_queries / 2)
+    assert eighth.record.info["query_fraction"]["train_queries"] == 1  # at least one
+    assert eighth.pairs < half.pairs < whole.pairs
+    assert "query_fraction" not in whole.record.info
+    assert half.summary["query_fraction"]["fraction"] == 0.5
+    # seeded: the same queries again
+    again = built("again", 0.5)
+    assert (tmp_path / "again.work/pairs.jsonl").read_text() == (
+        tmp_path / "half.work/pairs.jsonl"
+    ).read_text()
+    assert again.pairs == half.pairs
+
+
+def _cell(name: str, ndcg: float, trainable: int, significant: bool) -> CellResult:
+    test = {"diff": 0.1, "p": 0.01 if significant else 0.5, "significant": significant}
+    score = {"value": ndcg, "low": ndcg - 0.05, "high": ndcg + 0.05}
+    scores = {"tuned-maxp": {"ndcg@10": {**score, "vs_base": test, "vs_bm25": test}}}
+    return CellResult.model_validate(
+        {
+            "name": name,
+            "approach": name,
+            "fraction": 1.0,
+            "description": name,
+            "strategy": name,
+            "scores": scores,
+            "baselines": {"base-maxp": {"ndcg@10": 0.6}, "bm25": {"ndcg@10": 0.65}},
+            "evaluated_queries": 100,
+            "pairs": 10,
+            "steps": 2,
+            "trainable_parameters": trainable,
+            "parameters": 1000,
+            "train_seconds": 1.0,
+            "wall_seconds": 2.0,
+            "peak_rss_mb": 100.0,
+            "size_mb": 1.0,
+        }
+    )
+
+
+def test_verdicts_come_from_the_numbers() -> None:
+    matrix = build_matrix(
+        [_cell("full", 0.8, 1000, True), _cell("lora", 0.7, 30, False)], ["mlm"], {}
+    )
+    assert matrix.verdicts["lora"] == (
+        "lora: 50% of full's gain over base at 3.0% of the weights; beats base (not "
+        "significant); beats BM25 (not significant)"
+    )
+    assert matrix.verdicts["full"].startswith("full: +0.200 nDCG@10 over base")
+    assert "Not finished: mlm" in render_markdown(matrix)
