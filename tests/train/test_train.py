@@ -212,7 +212,8 @@ def test_output_is_a_portable_sentence_transformers_folder(trained: Path, tmp_pa
     assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]
     card = (trained / "README.md").read_text()
     assert "base_model: model" in card and "| tuned (max-passage) |" in card
-    assert "documents (pool 100 from bm25+base)" in card and "Hybrid with BM25: weighted sum" in card
+    assert "documents (pool 100 from bm25+base)" in card
+    assert "Hybrid with BM25: weighted sum" in card
     assert (trained.parent / "model.work" / "pairs.jsonl").is_file()
 
 
