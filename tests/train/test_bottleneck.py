@@ -16,15 +16,9 @@ from embedtune.errors import ConfigError
 from embedtune.run import fine_tune
 from embedtune.train.config import TrainConfig
 from embedtune.train.strategies import STRATEGIES, Domain, count_trainable, get_strategy
+from tests.train.test_train import FAST as TRAIN_FAST
 
-FAST = {
-    "epochs": 2,
-    "batch_size": 8,
-    "learning_rate": 1e-3,
-    "device": "cpu",
-    "passages": {"window": 12, "stride": 6},
-    "max_steps": 4,
-}
+FAST = {**TRAIN_FAST, "max_steps": 4}  # the training tests' recipe, a few steps
 REDUCTION = 4  # the tiny model's hidden size is 32: adapters of width 8
 TEXTS = ["topic3 number 3", "alpha beta " * 30, "x", "gamma delta topic7 number 7 alpha"]
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,9 +84,8 @@ def test_pooled_dev_corpus_keeps_judged_and_candidate_documents() -> None:
     assert pooled.doc_texts == ["text of d1", "text of d3", "text of d4"]
 
 
-def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
-    train_set: Path, train_model_dir: Path
-) -> None:
+def _dev_set(train_set: Path, train_model_dir: Path) -> tuple[Any, DevSet]:
+    """The tiny model and a dev set of 10 of the training set's queries over its corpus."""
     from sentence_transformers import SentenceTransformer
 
     from embedtune.corpus.config import PassageConfig
@@ -95,6 +95,13 @@ def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
     dataset = load_beir(train_set, "train")
     ids = [f"q{i}" for i in range(0, 60, 6)]
     dev = DevSet.from_dataset(dataset, ids, model.tokenizer, PassageConfig(window=12, stride=6))
+    return model, dev
+
+
+def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
+    train_set: Path, train_model_dir: Path
+) -> None:
+    model, dev = _dev_set(train_set, train_model_dir)
     full = dev.search(model)
     pooled = dev.pooled([full], depth=10)
     assert len(pooled.doc_ids) < len(dev.doc_ids)
@@ -104,17 +111,10 @@ def test_a_models_run_is_unchanged_over_a_pool_built_from_it(
 def test_a_bm25_dev_pool_encodes_only_bm25s_candidates_and_the_judged(
     train_set: Path, train_model_dir: Path
 ) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from embedtune.corpus.config import PassageConfig
-    from embedtune.corpus.load import load_beir
     from embedtune.train.config import TrainConfig
     from embedtune.train.train import _dev_baselines
 
-    model = SentenceTransformer(str(train_model_dir), device="cpu")
-    dataset = load_beir(train_set, "train")
-    ids = [f"q{i}" for i in range(0, 60, 6)]
-    dev = DevSet.from_dataset(dataset, ids, model.tokenizer, PassageConfig(window=12, stride=6))
+    model, dev = _dev_set(train_set, train_model_dir)
     info: dict[str, dict[str, str]] = {"dev": {}}
     config = TrainConfig(output="m", dev_pool=10, dev_pool_from="bm25")
     base_run, _, pooled = _dev_baselines(dev, model, None, config, info)
