@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from embedtune.cli.main import app
 from tests.conftest import write_train_set
+from tests.html_pages import assert_self_contained
 
 runner = CliRunner()
 SHIP = ("export", "register", "index")
@@ -69,6 +70,11 @@ def test_run_does_every_stage_once_and_resumes(
     assert report["fusion"]["tuned"]["weight"] == chosen["tuned"]["weight"]
     assert report["fusion"]["base"]["weight"] == chosen["base"]["weight"]
     assert (run / "model.work" / "pairs.jsonl").is_file()
+    # the run's page: the evaluation's figures with the training, forgetting and analysis
+    page = assert_self_contained(run / "report.html")
+    for title in ("Outcome on dev", "Scores with intervals", "Per query (ndcg@10)", "Training"):
+        assert f"<h2>{title}</h2>" in page, title
+    assert "The corpus and the tokenizer" in page and "training loss" in page
     # ... then shipped: exported, registered with its report and export, tagged, indexed
     stages = {s: json.loads((run / "stages" / f"{s}.json").read_text()) for s in SHIP}
     version = stages["register"]["version"]

@@ -76,6 +76,9 @@ class TrainingStats(_Record):
     processes: int = 1
     trainable_parameters: int
     parameters: int
+    # the trainer's log: {"step", "loss", "learning_rate"} every few steps and
+    # {"step", "dev_ndcg@10", ...} at each dev evaluation (the report's training curves)
+    history: list[dict[str, float]] = Field(default_factory=list)
 
 
 class ModelSettings(_Record):

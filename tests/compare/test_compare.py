@@ -17,6 +17,7 @@ from embedtune.errors import ConfigError
 from embedtune.pairs.build import build_pairs
 from embedtune.run.config import stage_configs
 from tests.conftest import write_train_set
+from tests.html_pages import assert_self_contained, screenshot
 
 runner = CliRunner()
 
@@ -56,13 +57,18 @@ def _mtimes(folder: Path) -> dict[str, int]:
 def test_cells_run_once_each_and_make_the_matrix(
     tmp_path: Path, train_set: Path, train_model_dir: Path
 ) -> None:
+    general = tmp_path / "general"
+    recipe = {**RECIPE, "base_model": str(train_model_dir)}
+    build_pairs(stage_configs(recipe, output=general, data=str(train_set))[0])
     config = _config(
         tmp_path,
         train_set,
         train_model_dir,
         probes=[{"data": str(tmp_path / "held"), "split": "test"}],
         learning_curve={"fractions": [0.5, 1.0], "approaches": ["lora"]},
+        general_pairs=str(tmp_path / "general.work" / "pairs.jsonl"),
     )
+    config["approaches"] = ["full", "lora", "full+ewc"]
     path = _write(tmp_path, config)
     out = tmp_path / "cmp"
     # --only runs one cell; the matrix lists the others as not finished
@@ -70,7 +76,7 @@ def test_cells_run_once_each_and_make_the_matrix(
     assert first.exit_code == 0, first.output
     assert set(_mtimes(out)) == {"full"}
     matrix = json.loads((out / "matrix.json").read_text())
-    assert matrix["not_finished"] == ["lora", "lora@0.5"]
+    assert matrix["not_finished"] == ["lora", "full+ewc", "lora@0.5"]
     # a cell killed midway (no cell.json) is started over
     (out / "cells" / "lora" / "model").mkdir(parents=True)
     (out / "cells" / "lora" / "model" / "partial.bin").write_text("half")
@@ -78,13 +84,13 @@ def test_cells_run_once_each_and_make_the_matrix(
     second = runner.invoke(app, ["compare", str(path)])
     assert second.exit_code == 0, second.output
     after = _mtimes(out)
-    assert set(after) == {"full", "lora", "lora@0.5"}
+    assert set(after) == {"full", "lora", "full+ewc", "lora@0.5"}
     assert after["full"] == before["full"]  # finished: skipped
     assert not (out / "cells" / "lora" / "model" / "partial.bin").exists()
     matrix = json.loads((out / "matrix.json").read_text())
-    assert [c["name"] for c in matrix["cells"]] == ["full", "lora", "lora@0.5"]
+    assert [c["name"] for c in matrix["cells"]] == ["full", "lora", "full+ewc", "lora@0.5"]
     assert matrix["not_finished"] == []
-    full, lora, half = matrix["cells"]
+    full, lora, ewc, half = matrix["cells"]
     for cell in matrix["cells"]:
         for system in ("tuned-maxp", "tuned-hybrid"):
             for metric in ("ndcg@10", "mrr@10", "recall@100", "map@100"):
@@ -102,15 +108,42 @@ def test_cells_run_once_each_and_make_the_matrix(
         assert set(cell["baselines"]) == {"bm25", "base-maxp", "base-hybrid"}
         assert cell["wall_seconds"] > 0 and cell["peak_rss_mb"] > 0 and cell["size_mb"] > 0
         assert len(cell["forgetting"]) == 1 and cell["steps"] == 2
+        assert 0 <= cell["forgetting"][0]["p"] <= 1  # the change is tested
+        assert [h["step"] for h in cell["history"] if "loss" in h]  # the training log
     assert full["trainable_parameters"] == full["parameters"]
     assert 0 < lora["trainable_parameters"] < lora["parameters"]
     assert half["pairs"] < lora["pairs"] and half["fraction"] == 0.5
-    assert set(matrix["verdicts"]) == {"full", "lora"}
+    # full, lora and full+ewc train on the same pairs, built once; lora@0.5 on its own
+    assert len(list((out / "pairs").iterdir())) == 2
+    pairs = {c: (out / "cells" / c / "model.work" / "pairs.jsonl").read_bytes() for c in after}
+    assert pairs["full"] == pairs["lora"] == pairs["full+ewc"] != pairs["lora@0.5"]
+    # EWC's weight: one training per value of the grid, the one dev chooses kept
+    assert [p["value"] for p in ewc["grid"]] == [0.1, 1.0, 10.0]
+    assert ewc["grid_key"] == "ewc_weight" and ewc["grid_choice"] in (0.1, 1.0, 10.0)
+    kept = json.loads((out / "cells" / "full+ewc" / "model" / "embedtune.json").read_text())
+    assert kept["forgetting"]["ewc"]["weight"] == ewc["grid_choice"]
+    assert set(matrix["verdicts"]) == {"full", "lora", "full+ewc"}
     assert matrix["verdicts"]["lora"].startswith("lora: ")
     assert list(matrix["learning_curve"]) == ["lora"]
     assert list(matrix["learning_curve"]["lora"]) == ["0.5", "1"]
     text = (out / "matrix.md").read_text()
     assert "| lora@0.5 |" in text and "## Verdicts" in text and "Learning curve" in text
+    # the report: every section, self-contained, rendered as a reader sees it
+    page = assert_self_contained(out / "report.html")
+    for title in (
+        "Verdicts",
+        "Quality with 95% intervals",
+        "Quality against cost",
+        "How many labels (learning curves)",
+        "Per-query wins and losses",
+        "Forgetting (general collections)",
+        "Training and dev curves",
+        "Chosen on dev",
+        "The matrix",
+        "The corpus and the tokenizer",
+    ):
+        assert f"<h2>{title}</h2>" in page, title
+    screenshot(out / "report.html", tmp_path / "report.png")
     # everything done: a rerun runs nothing
     third = runner.invoke(app, ["compare", str(path)])
     assert third.exit_code == 0, third.output
@@ -224,3 +257,27 @@ def test_verdicts_come_from_the_numbers() -> None:
     )
     assert matrix.verdicts["full"].startswith("full: +0.200 nDCG@10 over base")
     assert "Not finished: mlm" in render_markdown(matrix)
+
+
+def test_a_grid_keeps_the_strongest_value_dev_cannot_tell_from_the_best() -> None:
+    from embedtune.compare.cell import _choose
+    from embedtune.compare.matrix import GridPoint
+
+    tried = [GridPoint(value=v, dev_ndcg=d) for v, d in ((0.1, 0.80), (1.0, 0.795), (10, 0.70))]
+    assert _choose(tried, tolerance=0.01).value == 1.0
+    assert _choose(tried, tolerance=0.0).value == 0.1
+    assert _choose(tried, tolerance=0.2).value == 10
+
+
+def test_ewc_grid_unless_the_config_sets_the_weight(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    general = tmp_path / "general.jsonl"
+    general.write_text('{"query": "q", "positive": "p"}\n')
+    config = _config(tmp_path, train_set, train_model_dir, general_pairs=str(general))
+    config["approaches"] = ["full+ewc"]
+    grid = plan_cells(CompareConfig.model_validate(config))[0].grid
+    assert grid is not None and grid.key == "ewc_weight" and grid.values == [0.1, 1.0, 10.0]
+    config["overrides"] = {"full+ewc": {"ewc_weight": 3.0}}
+    (cell,) = plan_cells(CompareConfig.model_validate(config))
+    assert cell.grid is None and cell.recipe["ewc_weight"] == 3.0

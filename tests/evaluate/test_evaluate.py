@@ -14,6 +14,7 @@ from embedtune.evaluate.config import EvalConfig
 from embedtune.evaluate.evaluate import evaluate_models
 from embedtune.retrieval.ranking import read_run
 from tests.conftest import write_beir
+from tests.html_pages import assert_self_contained, screenshot
 
 
 def _config(data: Path, base: Path, **kwargs: object) -> EvalConfig:
@@ -52,6 +53,9 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     assert report["warnings"] and "only 4 judged queries" in report["warnings"][0]
     assert "95% bootstrap intervals of ndcg@10: bm25 0." in report["warnings"][0]
     assert "| bm25 |" in (out / "report.md").read_text()
+    page = assert_self_contained(out / "report.html")
+    assert "Per query (ndcg@10)" in page and "tuned-maxp vs base-maxp" in page
+    screenshot(out / "report.html", tmp_path / "report.png")
     # BM25 finds each query's document on this toy set
     assert report["systems"]["bm25"]["hit@5"] == 1.0
     # the run files re-score with trec_eval to the reported numbers

@@ -28,7 +28,7 @@ def compare_command(
     verbose: bool = False,
 ) -> None:
     """Train and evaluate each approach (and learning-curve fraction) in its own process,
-    then write matrix.json and matrix.md; rerun to resume where it stopped."""
+    then write matrix.json, matrix.md and report.html; rerun to resume where it stopped."""
     from embedtune.cli.main import _output, _run, _setup_logging, _split_list, console
 
     _setup_logging(verbose)
@@ -47,6 +47,7 @@ def compare_command(
             verbosity=verbosity,
         )
         console.print(f"matrix: {result.output / 'matrix.md'}")
+        console.print(f"report: {result.output / 'report.html'}")
         for line in result.matrix.verdicts.values():
             console.print(line)
         raise_failures(result)

@@ -11,12 +11,22 @@ from embedtune.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["APPROACHES", "EWC_WEIGHT", "Approach", "get_approach"]
+__all__ = ["APPROACHES", "EWC_WEIGHTS", "Approach", "Grid", "get_approach"]
 
-# One EWC weight for every comparison: the Fisher is normalised to mean 1 (train/ewc.py), so
-# 1.0 is a pull towards the base as strong as the contrastive loss's own scale. It should be
-# chosen on dev per domain; set `overrides: {full+ewc: {ewc_weight: ...}}` to try others.
-EWC_WEIGHT = 1.0
+# EWC's weight is chosen on dev per comparison from these (compare/cell.py keeps the strongest
+# within a tolerance of the best dev score). The Fisher is normalised to mean 1
+# (train/ewc.py), so 1 is a pull towards the base on the contrastive loss's own scale; the
+# grid spans two orders of magnitude around it. `overrides: {full+ewc: {ewc_weight: W}}`
+# trains W alone.
+EWC_WEIGHTS = (0.1, 1.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A recipe key an approach tries several values of, keeping the one dev chooses."""
+
+    key: str
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,7 @@ class Approach:
         overrides: Recipe keys set on top of the shared recipe.
         needs_general: Whether it reads ``general_pairs`` (given once in the config).
         labeled: Whether it learns from the judgments (a learning curve samples those).
+        grid: A key whose value is chosen on dev (one training per value).
     """
 
     name: str
@@ -36,6 +47,7 @@ class Approach:
     overrides: dict[str, Any] = field(default_factory=dict)
     needs_general: bool = False
     labeled: bool = True
+    grid: Grid | None = None
 
 
 APPROACHES: dict[str, Approach] = {
@@ -65,9 +77,10 @@ APPROACHES: dict[str, Approach] = {
         # so the cell measures EWC alone (full+general measures the mixing)
         Approach(
             "full+ewc",
-            f"full with elastic weight consolidation (weight {EWC_WEIGHT:g})",
-            {"strategy": "full", "ewc_weight": EWC_WEIGHT, "general_fraction": 0.0},
+            "full with elastic weight consolidation (weight chosen on dev)",
+            {"strategy": "full", "ewc_weight": EWC_WEIGHTS[1], "general_fraction": 0.0},
             needs_general=True,
+            grid=Grid("ewc_weight", EWC_WEIGHTS),
         ),
         Approach(
             "full+interpolate",

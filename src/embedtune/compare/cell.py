@@ -1,23 +1,27 @@
 """One cell of a comparison, in its own process: ``python -m embedtune.compare.cell DIR``.
 
 A process per cell makes its wall time and peak memory its own (nothing cached by an earlier
-cell, no memory an earlier cell held). It reads ``DIR/spec.json``, trains into ``DIR/model``,
-evaluates on the test split into ``DIR/eval`` and writes ``DIR/cell.json`` last (atomically):
-a folder without it is unfinished, and the runner starts it over.
+cell, no memory an earlier cell held). It reads ``DIR/spec.json``, trains into ``DIR/model``
+(on pairs shared with the comparison's other cells; a grid approach trains once per value and
+keeps the one dev chooses), evaluates on the test split into ``DIR/eval`` and writes
+``DIR/cell.json`` last (atomically): a folder without it is unfinished, and the runner starts
+it over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from embedtune.compare.config import ERROR_FILE, RESULT_FILE, SPEC_FILE, CellSpec
-from embedtune.compare.matrix import CellResult, cell_result
+from embedtune.compare.matrix import CellResult, GridPoint, cell_result
 from embedtune.errors import EmbedtuneError
 from embedtune.io import write_json, write_text
 
@@ -39,24 +43,116 @@ def _size_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def _shared_pairs(spec: CellSpec, folder: Path, model: Path) -> tuple[Path, Path]:
+    """The comparison's store for this cell's pairs, and where training reads them.
+
+    Cells with the same pairs recipe train on the same pairs (the issue's "same pairs"), built
+    once: the first cell to need them builds and stores them (``<comparison>/pairs/<key>/``);
+    the next copies them in, and the pairs stage finds them already built (it checks their
+    fingerprint: data, settings, base model)."""
+    from embedtune.run.config import stage_configs
+
+    data = spec.data
+    pairs_config, train_config = stage_configs(
+        spec.recipe,
+        output=model,
+        data=data.train,
+        split=data.train_split,
+        dev_split=_dev_split(spec),
+        skip_bad=data.skip_bad,
+    )
+    key = pairs_config.model_dump_json(exclude={"output", "overwrite"})
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return folder.parent.parent / "pairs" / digest, Path(train_config.pairs_dir or "")
+
+
+def _dev_split(spec: CellSpec) -> str | None:
+    # weak supervision uses no labels, the dev split's neither: it draws its own pseudo-dev
+    # split from the corpus (the labeled cells of the same comparison use data.dev_split)
+    return None if spec.recipe.get("supervision") == "weak" else spec.data.dev_split
+
+
+def _copy_files(source: Path, target: Path) -> None:
+    """The files (not folders: checkpoints stay) of ``source`` into a new ``target``."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for file in source.iterdir():
+        if file.is_file():
+            shutil.copy2(file, partial / file.name)
+    partial.rename(target)  # whole or not at all
+
+
+def _train(spec: CellSpec, folder: Path, recipe: dict[str, Any], model: Path) -> Any:
+    """Pairs (shared with the comparison's other cells) and training into ``model``."""
+    from embedtune.run.pipeline import fine_tune
+
+    store, pairs_dir = _shared_pairs(spec.model_copy(update={"recipe": recipe}), folder, model)
+    if store.is_dir():
+        _copy_files(store, pairs_dir)
+    trained = fine_tune(
+        model,
+        recipe,
+        data=spec.data.train,
+        split=spec.data.train_split,
+        dev_split=_dev_split(spec),
+        skip_bad=spec.data.skip_bad,
+    )
+    if not store.exists():
+        _copy_files(pairs_dir, store)
+    return trained
+
+
+def _grid_value(value: float) -> str:
+    return f"{value:g}"
+
+
+def _choose(tried: list[GridPoint], tolerance: float) -> GridPoint:
+    """The largest value whose dev nDCG@10 is within ``tolerance`` of the best one's.
+
+    A grid of defence strengths (EWC's weight) is chosen on dev, but dev is in-domain: it
+    sees the cost of a stronger pull towards the base, never its benefit (less forgetting),
+    so the best dev score alone would always pick the weakest defence. The strongest one that
+    dev cannot tell from the best (within ``tolerance``) is kept instead."""
+    best = max(p.dev_ndcg for p in tried)
+    return max((p for p in tried if p.dev_ndcg >= best - tolerance), key=lambda p: p.value)
+
+
+def _train_grid(spec: CellSpec, folder: Path) -> tuple[Any, list[GridPoint], float]:
+    """One training per grid value (each in ``grid/<key>=<value>/``), the value chosen on
+    dev; its model is moved to ``model/`` (and its work folder beside)."""
+    from embedtune.train.config import work_dir
+
+    assert spec.grid is not None
+    results, tried = {}, []
+    for value in spec.grid.values:
+        name = f"{spec.grid.key}={_grid_value(value)}"
+        logger.info("cell %s: %s (grid %s)", spec.name, name, spec.grid.values)
+        model = folder / "grid" / name / "model"
+        recipe = {**spec.recipe, spec.grid.key: value}
+        results[value] = _train(spec, folder, recipe, model)
+        tried.append(GridPoint(value=value, dev_ndcg=results[value].settings.dev.tuned["ndcg@10"]))
+    chosen = _choose(tried, spec.grid.tolerance)
+    logger.info("cell %s: %s = %s chosen on dev", spec.name, spec.grid.key, chosen.value)
+    source = folder / "grid" / f"{spec.grid.key}={_grid_value(chosen.value)}" / "model"
+    source.rename(folder / "model")
+    work_dir(source).rename(work_dir(folder / "model"))
+    trained = results[chosen.value]
+    return trained, tried, chosen.value
+
+
 def run_cell(folder: Path) -> CellResult:
     """Train and evaluate the cell described by ``folder/spec.json``; write ``cell.json``."""
     from embedtune.evaluate.evaluate import evaluate_models
-    from embedtune.run.pipeline import fine_tune
 
     started = time.perf_counter()
     spec = CellSpec.model_validate_json((folder / SPEC_FILE).read_text(encoding="utf-8"))
-    data = spec.data
-    # weak supervision draws its own pseudo-dev split from the corpus
-    dev_split = None if spec.recipe.get("supervision") == "weak" else data.dev_split
-    trained = fine_tune(
-        folder / "model",
-        spec.recipe,
-        data=data.train,
-        split=data.train_split,
-        dev_split=dev_split,
-        skip_bad=data.skip_bad,
-    )
+    grid: list[GridPoint] = []
+    chosen = None
+    if spec.grid is None:
+        trained = _train(spec, folder, spec.recipe, folder / "model")
+    else:
+        trained, grid, chosen = _train_grid(spec, folder)
     settings = _eval_config(spec, folder, str(spec.recipe.get("base_model", "base")))
     report = evaluate_models(settings, folder / "eval").report
     result = cell_result(
@@ -68,6 +164,10 @@ def run_cell(folder: Path) -> CellResult:
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         size_bytes=_size_bytes(folder / "model"),
     )
+    if spec.grid is not None:
+        result = result.model_copy(
+            update={"grid": grid, "grid_key": spec.grid.key, "grid_choice": chosen}
+        )
     write_json(folder / RESULT_FILE, result.model_dump(mode="json"))
     return result
 

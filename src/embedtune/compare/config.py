@@ -29,6 +29,7 @@ __all__ = [
     "SPEC_FILE",
     "CellSpec",
     "CompareConfig",
+    "GridSpec",
     "LearningCurveConfig",
     "load_compare_config",
     "plan_cells",
@@ -83,6 +84,17 @@ class CompareConfig(BaseModel):
     learning_curve: LearningCurveConfig | None = None
 
 
+class GridSpec(BaseModel):
+    """A cell that trains once per value of ``key`` and keeps the one dev chooses: the
+    largest value whose dev nDCG@10 is within ``tolerance`` of the best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    values: list[float] = Field(min_length=1)
+    tolerance: float = Field(default=0.01, ge=0)
+
+
 class CellSpec(BaseModel):
     """Everything one cell's process needs (``cells/<name>/spec.json``)."""
 
@@ -95,6 +107,7 @@ class CellSpec(BaseModel):
     recipe: dict[str, Any]
     data: DataConfig
     eval: RunEvalConfig
+    grid: GridSpec | None = None
     verbosity: str = "normal"
 
 
@@ -154,6 +167,14 @@ def _recipe(config: CompareConfig, approach: str, fraction: float) -> dict[str, 
     return recipe
 
 
+def _grid(config: CompareConfig, approach: str) -> GridSpec | None:
+    """The approach's grid, unless the config sets its key (then that value alone)."""
+    grid = get_approach(approach).grid
+    if grid is None or grid.key in config.overrides.get(approach, {}):
+        return None
+    return GridSpec(key=grid.key, values=list(grid.values))
+
+
 def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpec]:
     """Every cell of the comparison, in run order: the approaches, then the learning curve
     (a fraction of 1 is the approach's own cell when it is in ``approaches``).
@@ -172,6 +193,7 @@ def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpe
         if name in cells:
             continue
         cells[name] = CellSpec(
+            grid=_grid(config, approach),
             name=name,
             approach=approach,
             fraction=fraction,

@@ -23,6 +23,7 @@ __all__ = [
     "build_matrix",
     "cell_result",
     "render_markdown",
+    "render_table_rows",
 ]
 
 # The tuned systems a cell is judged by (dense max-passage, and hybrid with BM25), the
@@ -62,6 +63,14 @@ class ProbeChange(_Record):
     base: float
     tuned: float
     change: float
+    p: float | None = None  # paired randomization test over the probe's queries
+
+
+class GridPoint(_Record):
+    """One value of a grid approach's key (EWC's weight) and its dev nDCG@10."""
+
+    value: float
+    dev_ndcg: float
 
 
 class CellResult(_Record):
@@ -85,6 +94,13 @@ class CellResult(_Record):
     size_mb: float
     forgetting: list[ProbeChange] = []
     interpolation_alpha: float | None = None
+    # a grid approach: the values tried on dev, and the one kept
+    grid_key: str | None = None
+    grid: list[GridPoint] = []
+    grid_choice: float | None = None
+    # the training log (loss, dev metrics by step) and the dev scores of the kept model
+    history: list[dict[str, float]] = []
+    dev: dict[str, dict[str, float]] = {}
 
 
 class Matrix(_Record):
@@ -125,7 +141,11 @@ def _scores(report: dict[str, Any]) -> dict[str, dict[str, Score]]:
 def _probes(settings: ModelSettings) -> list[ProbeChange]:
     return [
         ProbeChange(
-            data=p["data"], base=p["base_ndcg@10"], tuned=p["tuned_ndcg@10"], change=p["change"]
+            data=p["data"],
+            base=p["base_ndcg@10"],
+            tuned=p["tuned_ndcg@10"],
+            change=p["change"],
+            p=p.get("p"),
         )
         for p in settings.forgetting.get("probes", [])
     ]
@@ -162,6 +182,12 @@ def cell_result(
         size_mb=round(size_bytes / 2**20, 2),
         forgetting=_probes(settings),
         interpolation_alpha=None if interpolation is None else interpolation["alpha"],
+        history=settings.training.history,
+        dev={
+            "base": settings.dev.base,
+            "bm25": settings.dev.bm25,
+            "tuned": settings.dev.tuned,
+        },
     )
 
 
@@ -204,8 +230,11 @@ def _verdict(cell: CellResult, full: CellResult | None) -> str:
     if hybrid is not None:
         parts.append(f"hybrid {_against(hybrid, 'BM25')}")
     if cell.forgetting:
-        worst = min(p.change for p in cell.forgetting)
-        parts.append(f"probe nDCG@10 {worst:+.3f}")
+        worst = min(cell.forgetting, key=lambda p: p.change)
+        tested = ""
+        if worst.p is not None:
+            tested = f" ({'significant' if worst.p < 0.05 else 'not significant'}, p {worst.p:.2f})"
+        parts.append(f"probe nDCG@10 {worst.change:+.3f}{tested}")
     return f"{cell.name}: " + "; ".join(parts)
 
 
@@ -257,14 +286,21 @@ def _shown(cell: CellResult, system: str, metric: str) -> str:
 
 
 def _forgot(cell: CellResult) -> str:
-    return ", ".join(f"{p.change:+.3f}" for p in cell.forgetting) or "–"
+    """Each probe's nDCG@10 change, with its test's p where recorded."""
+    return (
+        ", ".join(
+            f"{p.change:+.3f}" + ("" if p.p is None else f" (p {p.p:.2f})") for p in cell.forgetting
+        )
+        or "–"
+    )
 
 
 def _share(cell: CellResult) -> float:
     return cell.trainable_parameters / max(cell.parameters, 1)
 
 
-def _table(matrix: Matrix) -> list[str]:
+def render_table_rows(matrix: Matrix) -> tuple[list[str], list[list[str]]]:
+    """The matrix's header and one row of text per cell (Markdown and HTML share them)."""
     head = [
         "cell",
         *(f"dense {m}" for m in METRICS),
@@ -276,9 +312,8 @@ def _table(matrix: Matrix) -> list[str]:
         "size MB",
         "probe Δ",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for cell in matrix.cells:
-        row = [
+    rows = [
+        [
             cell.name,
             *(_shown(cell, "tuned-maxp", m) for m in METRICS),
             _shown(cell, "tuned-hybrid", "ndcg@10"),
@@ -289,8 +324,15 @@ def _table(matrix: Matrix) -> list[str]:
             f"{cell.size_mb:.1f}",
             _forgot(cell),
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        for cell in matrix.cells
+    ]
+    return head, rows
+
+
+def _table(matrix: Matrix) -> list[str]:
+    head, rows = render_table_rows(matrix)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _baseline_lines(matrix: Matrix) -> list[str]:

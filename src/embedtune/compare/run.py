@@ -31,6 +31,7 @@ from embedtune.compare.matrix import CellResult, Matrix, build_matrix, render_ma
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.io import write_json, write_text
 from embedtune.outputs import check_output, replacing
+from embedtune.run.config import merge_settings, preset
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class CompareResult:
     """What :func:`compare` left in its folder.
 
     Attributes:
-        output: The comparison folder (cells/, matrix.json, matrix.md).
+        output: The comparison folder (cells/, analysis/, matrix.json, matrix.md,
+            report.html).
         matrix: The matrix of every finished cell.
         ran: The cells run by this call (the others were done, or not asked for).
         failed: Cell name → why it failed (its folder is started over next time).
@@ -64,12 +66,6 @@ def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> No
 
     data = config.data
     for cell in cells:
-        weak = cell.recipe.get("supervision") == "weak"
-        if weak and data.dev_split is not None:
-            raise ConfigError(
-                f"approach '{cell.approach}' draws its own pseudo-dev split: data.dev_split "
-                "is for the labeled cells; drop it or leave that approach out"
-            )
         model = folder / "cells" / cell.name / "model"
         try:
             _, train_config = stage_configs(
@@ -146,11 +142,35 @@ def _finished(cells: list[CellSpec], folder: Path) -> tuple[list[CellResult], li
 
 
 def _write_matrix(config: CompareConfig, cells: list[CellSpec], folder: Path) -> Matrix:
+    from embedtune.compare.report import render_compare_html
+
     results, missing = _finished(cells, folder)
     matrix = build_matrix(results, missing, config.data.model_dump(mode="json"))
     write_json(folder / "matrix.json", matrix.model_dump(mode="json"))
     write_text(folder / "matrix.md", render_markdown(matrix))
+    write_text(folder / "report.html", render_compare_html(matrix, folder))
     return matrix
+
+
+def _analyze(config: CompareConfig, folder: Path) -> None:
+    """The analysis stage on the training corpus, once (the report shows its fragmentation)."""
+    from embedtune.analyze import AnalyzeConfig, analyze_corpus
+
+    output = folder / "analysis"
+    if (output / "analysis.json").is_file():
+        return
+    data = config.data
+    model = merge_settings(preset(config.preset), config.train).get("base_model", "base")
+    analyze_corpus(
+        AnalyzeConfig(
+            data=data.train,
+            split=data.train_split,
+            model=model,
+            output=str(output),
+            overwrite=True,  # an unfinished earlier attempt
+            skip_bad=data.skip_bad,
+        )
+    )
 
 
 def compare(
@@ -188,6 +208,7 @@ def compare(
     if not overwrite:
         _check_finished(cells, folder)
     with replacing(folder, overwrite):
+        _analyze(config, folder)
         ran, failed = _run_cells(chosen, folder)
         matrix = _write_matrix(config, cells, folder)
     logger.info("matrix: %s", folder / "matrix.md")

@@ -380,9 +380,13 @@ def _report(
 
 
 def write_outputs(result: EvalResult, output: Path, depth: int) -> None:
-    """report.json, report.md and one TREC run file per system, each written atomically."""
+    """report.json, report.md, report.html and one TREC run file per system, each written
+    atomically."""
+    from embedtune.evaluate.html import render_html
+
     output.mkdir(parents=True, exist_ok=True)
     for system, run in result.runs.items():
         write_run(output / f"{system}.run", run, tag=system, depth=depth)
     write_json(output / "report.json", result.report)
     write_text(output / "report.md", render_markdown(result.report))
+    write_text(output / "report.html", render_html(result.report, result.per_query))

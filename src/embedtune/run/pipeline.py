@@ -393,8 +393,17 @@ def _run_stages(config: RunConfig, folder: Path, progress: bool) -> RunResult:
     if not is_main_process():  # other torchrun processes only help to train
         return RunResult(folder, folder / "model", None)
     report = _stage(folder, "evaluate", evaluate)
+    _write_report(folder, paths["test"], config.data.test_split)
     _ship(config, folder, paths["test"])
     return RunResult(folder, folder / "model", report)
+
+
+def _write_report(folder: Path, test_data: str, split: str | None) -> None:
+    """``OUTPUT/report.html``, rewritten from the stages' artefacts on every call (cheap)."""
+    from embedtune.run.report import render_run_html
+
+    write_text(folder / "report.html", render_run_html(folder, test_data, split))
+    logger.info("report: %s", folder / "report.html")
 
 
 def _ship(config: RunConfig, folder: Path, test_data: str) -> None:

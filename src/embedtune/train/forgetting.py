@@ -137,7 +137,7 @@ def measure_probes(
     config: TrainConfig,
 ) -> list[dict[str, Any]]:
     """nDCG@10 of the base and the tuned model on each probe set (max-passage, whole probe
-    corpus); the difference is the forgetting."""
+    corpus); the difference is the forgetting, tested per query (``p``)."""
     from embedtune.train.data import DevSet
 
     out = []
@@ -145,8 +145,9 @@ def measure_probes(
         ids = list(data.judged_queries())
         dev = DevSet.from_dataset(data, ids, base_model.tokenizer, config.passages)
         q, d = config.query_prompt, config.doc_prompt
-        before = dev.score(dev.search(base_model, query_prompt=q, doc_prompt=d, cached_as=ref))
-        after = dev.score(dev.search(model, query_prompt=q, doc_prompt=d))
+        base_run = dev.search(base_model, query_prompt=q, doc_prompt=d, cached_as=ref)
+        tuned_run = dev.search(model, query_prompt=q, doc_prompt=d)
+        before, after = dev.score(base_run), dev.score(tuned_run)
         out.append(
             {
                 "data": probe.data,
@@ -155,6 +156,8 @@ def measure_probes(
                 "base_ndcg@10": round(before["ndcg@10"], 4),
                 "tuned_ndcg@10": round(after["ndcg@10"], 4),
                 "change": round(after["ndcg@10"] - before["ndcg@10"], 4),
+                # paired randomization test over the probe's queries: is the change real?
+                "p": round(dev.p_value(tuned_run, base_run), 4),
             }
         )
         logger.info("probe %s: nDCG@10 %s", probe.data, out[-1])

@@ -536,6 +536,7 @@ def _settings(
                 "processes": int(os.environ.get("WORLD_SIZE", "1")),
                 "trainable_parameters": trainable,
                 "parameters": total,
+                "history": _history(trainer.state.log_history),
             },
             "versions": library_versions(),
         }
@@ -552,6 +553,20 @@ _NOT_DATA = {
     "interpolation",
     "probes",
 }
+
+
+_LOGGED = ("loss", "learning_rate", "grad_norm")
+
+
+def _history(log: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The trainer's log, kept to the training loss and the dev metrics (``dev_*``)."""
+    out = []
+    for entry in log:
+        kept = {k: float(v) for k, v in entry.items() if k in _LOGGED}
+        kept |= {k[5:]: float(v) for k, v in entry.items() if k.startswith("eval_dev_")}
+        if kept and "step" in entry:
+            out.append({"step": float(entry["step"]), **kept})
+    return out
 
 
 def _best_step(trainer: Any) -> int | None:
