@@ -479,3 +479,26 @@ def test_resume_says_from_which_checkpoint_it_continues(
     with caplog.at_level("INFO", logger="embedtune.train.train"):
         assert _resume_point(tmp_path / "none", resume=True) is None
     assert any("starting from the beginning" in m for m in caplog.messages)
+
+
+def test_report_to_tensorboard_logs_the_loss_and_dev_metrics(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # a tracker that is not installed, or not one the trainer knows: refused before mining
+    for name, message in (("mlflow", "mlflow is not installed"), ("tensorbord", "unknown")):
+        with pytest.raises(ConfigError, match=f"report_to: .*{message}"):
+            fine_tune(
+                tmp_path / name, _config(train_model_dir, report_to=[name]), data=str(train_set)
+            )
+        assert not (tmp_path / f"{name}.work").exists()
+    out = tmp_path / "m"
+    config = _config(train_model_dir, report_to=["tensorboard"], max_steps=4, evals_per_epoch=2)
+    result = fine_tune(out, config, data=str(train_set))
+    (events,) = (out.parent / "m.work" / "checkpoints" / "runs").rglob("events.out.tfevents.*")
+    logged = EventAccumulator(str(events.parent)).Reload().Tags()["scalars"]
+    assert "train/loss" in logged and "eval/dev_ndcg@10" in logged
+    # the same log is kept in the settings record, for the HTML reports
+    history = result.settings.training.history
+    assert [h for h in history if "loss" in h] and [h for h in history if "dev_ndcg@10" in h]

@@ -451,6 +451,13 @@ def train(
             "only BM25's top dev_pool and the judged documents)"
         ),
     ] = None,
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            help="comma list of experiment trackers: tensorboard (logs in DIR.work/checkpoints/"
+            "runs), mlflow, trackio, wandb … (each configured by its own environment)"
+        ),
+    ] = None,
     skip_bad: bool = False,
     overwrite: OverwriteOption = False,
     verbose: bool = False,
@@ -482,6 +489,8 @@ def train(
         ):
             if value is not None:
                 options[key] = value
+        if report_to is not None:
+            options["report_to"] = _split_list(report_to)
         if mining is not None:  # a pairs-stage setting: the recipe's `pairs:` section
             options["pairs"] = {**(options.get("pairs") or {}), "mining": mining}
         if matryoshka:

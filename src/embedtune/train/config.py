@@ -119,6 +119,11 @@ class TrainConfig(BaseModel):
     evals_per_epoch: int = Field(default=1, ge=1, description="dev evaluations (= checkpoints)")
     max_steps: int = Field(default=-1, description="stop after this many steps (-1: epochs)")
     seed: int = 42
+    # experiment tracking through the trainer's own integrations (tensorboard, mlflow, trackio,
+    # wandb …), each configured by its own environment variables; off by default
+    report_to: list[str] = Field(
+        default_factory=list, description="trackers to log to, e.g. [tensorboard] (none: off)"
+    )
     device: str | None = None
 
     @field_validator("device")

@@ -225,6 +225,33 @@ def preflight(config: TrainConfig) -> None:
     sets (a bad setting must fail at once, not after minutes of mining)."""
     get_strategy(config.strategy)
     load_probes(config.probes)
+    check_trackers(config.report_to)
+
+
+def _run_name(config: TrainConfig) -> str:
+    """What a tracker calls the run: the model folder and its parent (a comparison's cell)."""
+    out = Path(config.output or "model")
+    return f"{out.parent.name}/{out.name}"
+
+
+def check_trackers(names: list[str]) -> None:
+    """Every tracker in ``report_to`` is one the trainer knows and is installed."""
+    if not names:
+        return
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise ConfigError(f"report_to: unknown tracker '{name}'; the trainer knows {known}")
+        if name not in get_available_reporting_integrations():
+            hint = (
+                "pip install 'embedtune[tracking]'"
+                if name == "tensorboard"
+                else f"pip install {name}"
+            )
+            raise ConfigError(f"report_to: {name} is not installed ({hint})")
 
 
 def train_model(config: TrainConfig) -> TrainResult:
@@ -340,7 +367,9 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         metric_for_best_model="eval_dev_ndcg@10",
         greater_is_better=True,
         logging_steps=max(1, eval_every // 4),
-        report_to="none",
+        # tensorboard writes under OUTPUT.work/checkpoints/runs/ unless TENSORBOARD_LOGGING_DIR
+        report_to=config.report_to or "none",
+        run_name=_run_name(config),
         disable_tqdm=not is_main_process(),
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
         use_cpu=config.device == "cpu",
