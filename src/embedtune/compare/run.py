@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from embedtune.compare.config import (
     ERROR_FILE,
@@ -65,6 +66,7 @@ def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> No
     from embedtune.train.train import preflight
 
     data = config.data
+    probes_checked: list[Any] | None = None
     for cell in cells:
         model = folder / "cells" / cell.name / "model"
         try:
@@ -73,7 +75,10 @@ def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> No
             )
         except ValueError as exc:  # pydantic's ValidationError: name the cell
             raise ConfigError(f"cell {cell.name}: {_first_line(exc)}") from None
-        preflight(train_config)
+        # the probe sets are the same for every cell: read (and their warnings shown) once
+        checked = train_config.probes == probes_checked
+        preflight(train_config.model_copy(update={"probes": []}) if checked else train_config)
+        probes_checked = train_config.probes
         resolve_model(train_config.base_model)  # a local folder: nothing is downloaded
         run = RunConfig(output=str(folder), data=data, train=cell.recipe, eval=config.eval)
         eval_config(run, train_config.base_model, model.parent, False, data.test)
