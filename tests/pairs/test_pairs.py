@@ -213,3 +213,48 @@ def test_candidate_mining_encodes_only_candidates_and_matches_corpus_mining_when
     assert len(pairs) == 4 and all(len(p.negatives) == 2 for p in pairs)
     with pytest.raises(ValueError, match="candidate_depth 5 is shallower"):
         PairsConfig.model_validate({"mining": "candidates", "candidate_depth": 5})
+
+
+def test_mining_with_the_int8_export_of_the_base_model(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    import shutil
+
+    from embedtune.errors import ConfigError
+    from embedtune.export import ExportConfig, export_model
+    from embedtune.pairs.build import build_pairs
+    from embedtune.run.config import stage_configs
+
+    def export(model: Path, name: str) -> Path:
+        out = tmp_path / name
+        export_model(ExportConfig(model=str(model), output=out, formats=["onnx", "onnx-int8"]))
+        return out
+
+    def built(name: str, **pairs: object) -> tuple[list[object], dict[str, object]]:
+        recipe = {
+            "base_model": str(train_model_dir),
+            "passages": {"window": 12, "stride": 6},
+            "pairs": {"negatives": {"per_query": 2, "margin": 0.0}, **pairs},
+        }
+        result = build_pairs(stage_configs(recipe, output=tmp_path / name, data=str(train_set))[0])
+        return read_pairs_file(tmp_path / f"{name}.work" / "pairs.jsonl"), result.summary
+
+    torch_pairs, _ = built("torch")
+    int8_pairs, summary = built("int8", mining_encoder=str(export(train_model_dir, "export")))
+    record = summary["mining_encoder"]
+    assert record["variant"] == "int8" and record["parity"]["min_cosine"] > 0.99
+    # int8 only ranks the candidates: the same positives, and (almost) the same negatives
+    assert [p.positive for p in int8_pairs] == [p.positive for p in torch_pairs]
+    same = sum(
+        set(a.negatives) == set(b.negatives) for a, b in zip(int8_pairs, torch_pairs, strict=True)
+    )
+    assert same >= 0.9 * len(torch_pairs)
+    # an export of another model is refused before anything is mined
+    other = tmp_path / "other-export"
+    shutil.copytree(tmp_path / "export", other)
+    meta = json.loads((other / "export.json").read_text())
+    meta["source"] = {"name": "another-model", "sha256": "0" * 64}
+    (other / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"export of 'another-model', not of the base model"):
+        built("other", mining_encoder=str(other))
+    assert not (tmp_path / "other.work" / "pairs.jsonl").exists()

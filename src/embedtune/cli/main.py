@@ -327,6 +327,13 @@ def pairs(
     candidate_depth: Annotated[
         int | None, typer.Option(help="candidates: BM25 passages per training query")
     ] = None,
+    mining_encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="an `embedtune export` folder of the base model: mine with its int8 ONNX "
+            "model (faster on CPU; its parity is recorded with the pairs)"
+        ),
+    ] = None,
     window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
     supervision: Annotated[
@@ -360,6 +367,7 @@ def pairs(
             ("positive", positive),
             ("mining", mining),
             ("candidate_depth", candidate_depth),
+            ("mining_encoder", mining_encoder),
         ):
             if value is not None:
                 recipe[key] = value
@@ -444,6 +452,13 @@ def train(
             "query's BM25 top candidate_depth and its judged documents)"
         ),
     ] = None,
+    mining_encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="an `embedtune export` folder of the base model: mine with its int8 ONNX "
+            "model (faster on CPU; its parity is recorded with the pairs)"
+        ),
+    ] = None,
     dev_pool_from: Annotated[
         str | None,
         typer.Option(
@@ -491,8 +506,9 @@ def train(
                 options[key] = value
         if report_to is not None:
             options["report_to"] = _split_list(report_to)
-        if mining is not None:  # a pairs-stage setting: the recipe's `pairs:` section
-            options["pairs"] = {**(options.get("pairs") or {}), "mining": mining}
+        for key, value in (("mining", mining), ("mining_encoder", mining_encoder)):
+            if value is not None:  # pairs-stage settings: the recipe's `pairs:` section
+                options["pairs"] = {**(options.get("pairs") or {}), key: value}
         if matryoshka:
             try:
                 options["matryoshka_dims"] = [int(x) for x in matryoshka.split(",")]

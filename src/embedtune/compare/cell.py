@@ -61,7 +61,10 @@ def _shared_pairs(spec: CellSpec, folder: Path, model: Path) -> tuple[Path, Path
         dev_split=_dev_split(spec),
         skip_bad=data.skip_bad,
     )
-    key = pairs_config.model_dump_json(exclude={"output", "overwrite"})
+    exclude: dict[str, Any] = {"output": True, "overwrite": True}
+    if pairs_config.pairs.mining_encoder is None:  # keys made before the option still match
+        exclude["pairs"] = {"mining_encoder": True, "mining_variant": True}
+    key = pairs_config.model_dump_json(exclude=exclude)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return folder.parent.parent / "pairs" / digest, Path(train_config.pairs_dir or "")
 

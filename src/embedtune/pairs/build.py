@@ -135,11 +135,7 @@ def _fingerprint(dataset: Dataset, config: BuildPairsConfig, ref: ModelRef, **ex
         json.dumps(
             {
                 "data": sorted(dataset.manifest.files.values()),
-                # the default fraction left out: pairs built before the option still match
-                "pairs": config.pairs.model_dump(
-                    mode="json",
-                    exclude={"query_fraction"} if config.pairs.query_fraction == 1 else None,
-                ),
+                "pairs": config.pairs.identity(),
                 "passages": config.passages.model_dump(),
                 "model": ref.sha256,
                 "prompts": [config.query_prompt, config.doc_prompt],
@@ -186,11 +182,66 @@ def _write(
     )
 
 
-def _base_encoder(model: SentenceTransformer, ref: ModelRef, config: BuildPairsConfig) -> Any:
-    """The base model as the pairs stage encodes with it (embeddings cached on disk)."""
+class _PassagesCutByBase:
+    """An ONNX encoder whose ``tokenizer`` is the base model's (Hugging Face's): passages are
+    then cut exactly as PyTorch mining and the evaluation cut them; encoding is the ONNX
+    model's."""
+
+    def __init__(self, onnx: Any, tokenizer: Any) -> None:
+        self.onnx = onnx
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name: str) -> Any:  # encode, max_seq_length, dimension: ONNX's
+        return getattr(self.onnx, name)
+
+
+def _onnx_miner(ref: ModelRef, config: BuildPairsConfig) -> tuple[Any, ModelRef, dict[str, Any]]:
+    """The ONNX encoder of ``pairs.mining_encoder``, checked to be an export of the base
+    model; the ref its embeddings are cached under; what the pairs' summary records."""
+    from embedtune.retrieval.onnx import OnnxEncoder
+
+    folder = str(config.pairs.mining_encoder)
+    variant = config.pairs.mining_variant
+    encoder = OnnxEncoder(folder, variant)
+    source = encoder.meta.get("source", {})
+    if source.get("sha256") != ref.sha256:
+        raise ConfigError(
+            f"pairs.mining_encoder {folder} is an export of {source.get('name')!r}, not of the "
+            f"base model {ref.name!r}: export the base model (embedtune export "
+            f"{ref.name} -o DIR) or leave mining_encoder out"
+        )
+    onnx_ref = ModelRef(
+        name=f"{ref.name} ({variant} ONNX)", path=folder, sha256=encoder.meta["sha256"][variant]
+    )
+    record = {
+        "export": folder,
+        "variant": variant,
+        "parity": encoder.meta.get("parity", {}).get(variant, {}),
+    }
+    logger.info("pairs: mining with the %s ONNX export in %s", variant, folder)
+    return encoder, onnx_ref, record
+
+
+def _base_encoder(
+    model: SentenceTransformer, ref: ModelRef, config: BuildPairsConfig
+) -> tuple[Any, dict[str, Any]]:
+    """The base model as the pairs stage encodes with it (embeddings cached on disk), or
+    its ONNX export when ``pairs.mining_encoder`` names one; and what the summary records
+    about the encoder."""
     from embedtune.retrieval.cache import default_cache_dir
     from embedtune.retrieval.dense import DenseEncoder
 
+    if config.pairs.mining_encoder is not None:
+        onnx, onnx_ref, record = _onnx_miner(ref, config)
+        miner = DenseEncoder(
+            _PassagesCutByBase(onnx, model.tokenizer),
+            onnx_ref,
+            query_prompt=config.query_prompt,
+            doc_prompt=config.doc_prompt,
+            batch_size=config.pairs.batch_size or 64,
+            cache_dir=Path(default_cache_dir()) / "embeddings",
+        )
+        return miner, {"mining_encoder": record}
     device = model.device.type
     encoder: DenseEncoder = DenseEncoder(
         model,
@@ -201,7 +252,7 @@ def _base_encoder(model: SentenceTransformer, ref: ModelRef, config: BuildPairsC
         cache_dir=Path(default_cache_dir()) / "embeddings",
         precision=mixed_precision(device, config.pairs.precision),
     )
-    return encoder
+    return encoder, {}
 
 
 def _labeled(
@@ -247,10 +298,11 @@ def _labeled(
     fingerprint = _fingerprint(dataset, config, ref, split=config.split, train_queries=train_ids)
     if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
-    encoder = _base_encoder(model, ref, config)
+    encoder, encoded_with = _base_encoder(model, ref, config)
     pairs, summary = mine_labeled_pairs(
         dataset, encoder, config.passages, config.pairs, query_ids=train_ids
     )
+    summary |= encoded_with
     summary["fingerprint"] = fingerprint
     if "query_fraction" in info:
         summary["query_fraction"] = info["query_fraction"]
@@ -307,14 +359,14 @@ def _weak(
     fingerprint = _fingerprint(dataset, config, ref, weak=config.weak.model_dump(mode="json"))
     if (record := _reusable(output, fingerprint, config.overwrite)) is not None:
         return _reused(output, record)
-    encoder = _base_encoder(model, ref, config)
+    encoder, encoded_with = _base_encoder(model, ref, config)
     weak = build_weak_supervision(dataset, encoder, config.passages, config.pairs, config.weak)
     if not weak.dev_ids:
         raise ConfigError(
             "training with supervision 'weak' needs its pseudo-dev split: set "
             "weak.dev_fraction above 0"
         )
-    summary = {**weak.summary, "fingerprint": fingerprint}
+    summary = {**weak.summary, **encoded_with, "fingerprint": fingerprint}
     rule = (
         f"pseudo-dev: weak labels of {config.weak.dev_fraction:.0%} of the documents "
         f"held out (seed {config.weak.dev_seed}); no real judgments"

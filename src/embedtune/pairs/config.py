@@ -60,12 +60,32 @@ class PairsConfig(BaseModel):
     precision: Literal["auto", "fp32"] = Field(
         default="auto", description="auto (mixed precision on a GPU) | fp32"
     )
+    # Mining only ranks candidates, so it may encode with a faster approximation of the base
+    # model: an `embedtune export` folder of that same model (checked by its hash), its int8
+    # (or fp32) ONNX file run by onnxruntime. Its parity with PyTorch, recorded by the export,
+    # is copied into the pairs' summary. Evaluation never uses it.
+    mining_encoder: str | None = Field(
+        default=None, description="an `embedtune export` folder of the base model to mine with"
+    )
+    mining_variant: Literal["int8", "fp32"] = Field(
+        default="int8", description="which ONNX file of mining_encoder"
+    )
     chunk_passages: int = Field(default=8192, ge=1)
     # A learning curve's x axis: the share of the labeled training queries kept (a seeded
     # sample by dev_seed, drawn after the dev split is made, so dev and test do not move).
     query_fraction: float = Field(
         default=1.0, gt=0, le=1, description="share of labeled training queries used"
     )
+
+    def identity(self) -> dict[str, object]:
+        """The settings that make the pairs what they are (their fingerprint). Fields added
+        after pairs were first fingerprinted are left out at their default, so pairs built
+        before them still match."""
+        later = {"query_fraction", "mining_encoder", "mining_variant"}
+        defaults = {k for k in later if getattr(self, k) == PairsConfig.model_fields[k].default}
+        if self.mining_encoder is None:
+            defaults.add("mining_variant")
+        return self.model_dump(mode="json", exclude=defaults)
 
     @model_validator(mode="after")
     def _deep_enough(self) -> PairsConfig:
