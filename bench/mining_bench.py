@@ -6,6 +6,11 @@ passages encoded, pairs, and how many pairs get the same negatives in both modes
 test (training on each mode's pairs, 3 seeds) is a separate, longer measurement.
 
     .venv/bin/python bench/mining_bench.py [--data ../shared/data/finance10k --split train]
+        [--int8 EXPORT]
+
+With ``--int8 EXPORT`` (an ``embedtune export`` folder of the base model), whole-corpus mining
+is also run with the int8 ONNX encoder (``pairs.mining_encoder``): its time, and how many
+pairs get the same negatives as PyTorch's.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/finance10k")
     parser.add_argument("--split", default="train")
     parser.add_argument("--depth", type=int, default=100, help="candidate_depth")
+    parser.add_argument("--int8", help="export folder of the base model: add the int8 arm")
     args = parser.parse_args()
     dataset = load_beir(args.data, args.split)
     train_ids, _ = hold_out_dev(dataset.qrels, 0.15, 0)  # the queries the pairs stage mines
@@ -41,9 +47,20 @@ def main() -> None:
     model = load_model(ref, device="cpu")
     results: dict[str, dict[str, float | int]] = {}
     pairs_of = {}
-    for mode in ("corpus", "candidates"):
+    modes = ["corpus", "candidates"] + (["corpus-int8"] if args.int8 else [])
+    for mode in modes:
         encoder = DenseEncoder(model, ref, cache_dir=None)
-        config = PairsConfig.model_validate({"mining": mode, "candidate_depth": args.depth})
+        if mode == "corpus-int8":
+            # what the pairs stage does with pairs.mining_encoder (passages cut by the base
+            # model's tokenizer, vectors from the int8 ONNX model)
+            from embedtune.pairs.build import _PassagesCutByBase
+            from embedtune.retrieval.onnx import OnnxEncoder
+
+            onnx = _PassagesCutByBase(OnnxEncoder(args.int8, "int8"), model.tokenizer)
+            encoder = DenseEncoder(onnx, ref, cache_dir=None)
+        config = PairsConfig.model_validate(
+            {"mining": mode.removesuffix("-int8"), "candidate_depth": args.depth}
+        )
         start = time.perf_counter()
         pairs, summary = mine_labeled_pairs(
             dataset, encoder, PassageConfig(), config, query_ids=train_ids
@@ -58,10 +75,13 @@ def main() -> None:
             "with_negatives": sum(1 for p in pairs if p.negatives),
         }
         print(mode, results[mode], flush=True)
-    same = sum(
-        a.negatives == b.negatives
-        for a, b in zip(pairs_of["corpus"], pairs_of["candidates"], strict=True)
-    )
+    same = {
+        other: sum(
+            a.negatives == b.negatives
+            for a, b in zip(pairs_of["corpus"], pairs_of[other], strict=True)
+        )
+        for other in modes[1:]
+    }
     report = {
         "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, CPU",

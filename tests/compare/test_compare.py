@@ -54,21 +54,45 @@ def _mtimes(folder: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("cells/*/cell.json")}
 
 
+def _kill_runner_in_cell(config: Path, cell: Path) -> None:
+    """Start ``embedtune compare`` in its own process and kill -9 it (it alone) once the
+    process of ``cell`` has started; that cell's process must end with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embedtune", "compare", str(config)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    children: list[psutil.Process] = []
+    while not children:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+        if (cell / "spec.json").is_file():
+            children = psutil.Process(process.pid).children()
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    assert psutil.wait_procs(children, timeout=10)[1] == []  # none left alive
+
+
 def test_cells_run_once_each_and_make_the_matrix(
     tmp_path: Path, train_set: Path, train_model_dir: Path
 ) -> None:
-    general = tmp_path / "general"
-    recipe = {**RECIPE, "base_model": str(train_model_dir)}
-    build_pairs(stage_configs(recipe, output=general, data=str(train_set))[0])
     config = _config(
         tmp_path,
         train_set,
         train_model_dir,
         probes=[{"data": str(tmp_path / "held"), "split": "test"}],
         learning_curve={"fractions": [0.5, 1.0], "approaches": ["lora"]},
-        general_pairs=str(tmp_path / "general.work" / "pairs.jsonl"),
     )
-    config["approaches"] = ["full", "lora", "full+ewc"]
     path = _write(tmp_path, config)
     out = tmp_path / "cmp"
     # --only runs one cell; the matrix lists the others as not finished
@@ -76,21 +100,24 @@ def test_cells_run_once_each_and_make_the_matrix(
     assert first.exit_code == 0, first.output
     assert set(_mtimes(out)) == {"full"}
     matrix = json.loads((out / "matrix.json").read_text())
-    assert matrix["not_finished"] == ["lora", "full+ewc", "lora@0.5"]
-    # a cell killed midway (no cell.json) is started over
-    (out / "cells" / "lora" / "model").mkdir(parents=True)
+    assert matrix["not_finished"] == ["lora", "lora@0.5"]
+    # kill -9 of the runner while a cell trains: the cell dies with it (no orphan writing
+    # into the folder), and the rerun starts that cell over and skips the finished one
+    _kill_runner_in_cell(path, out / "cells" / "lora")
+    assert not (out / "cells" / "lora" / "cell.json").exists()
+    (out / "cells" / "lora" / "model").mkdir(parents=True, exist_ok=True)
     (out / "cells" / "lora" / "model" / "partial.bin").write_text("half")
     before = _mtimes(out)
     second = runner.invoke(app, ["compare", str(path)])
     assert second.exit_code == 0, second.output
     after = _mtimes(out)
-    assert set(after) == {"full", "lora", "full+ewc", "lora@0.5"}
+    assert set(after) == {"full", "lora", "lora@0.5"}
     assert after["full"] == before["full"]  # finished: skipped
     assert not (out / "cells" / "lora" / "model" / "partial.bin").exists()
     matrix = json.loads((out / "matrix.json").read_text())
-    assert [c["name"] for c in matrix["cells"]] == ["full", "lora", "full+ewc", "lora@0.5"]
+    assert [c["name"] for c in matrix["cells"]] == ["full", "lora", "lora@0.5"]
     assert matrix["not_finished"] == []
-    full, lora, ewc, half = matrix["cells"]
+    full, lora, half = matrix["cells"]
     for cell in matrix["cells"]:
         for system in ("tuned-maxp", "tuned-hybrid"):
             for metric in ("ndcg@10", "mrr@10", "recall@100", "map@100"):
@@ -113,16 +140,11 @@ def test_cells_run_once_each_and_make_the_matrix(
     assert full["trainable_parameters"] == full["parameters"]
     assert 0 < lora["trainable_parameters"] < lora["parameters"]
     assert half["pairs"] < lora["pairs"] and half["fraction"] == 0.5
-    # full, lora and full+ewc train on the same pairs, built once; lora@0.5 on its own
+    # full and lora train on the same pairs, built once; lora@0.5 on its own
     assert len(list((out / "pairs").iterdir())) == 2
     pairs = {c: (out / "cells" / c / "model.work" / "pairs.jsonl").read_bytes() for c in after}
-    assert pairs["full"] == pairs["lora"] == pairs["full+ewc"] != pairs["lora@0.5"]
-    # EWC's weight: one training per value of the grid, the one dev chooses kept
-    assert [p["value"] for p in ewc["grid"]] == [0.1, 1.0, 10.0]
-    assert ewc["grid_key"] == "ewc_weight" and ewc["grid_choice"] in (0.1, 1.0, 10.0)
-    kept = json.loads((out / "cells" / "full+ewc" / "model" / "embedtune.json").read_text())
-    assert kept["forgetting"]["ewc"]["weight"] == ewc["grid_choice"]
-    assert set(matrix["verdicts"]) == {"full", "lora", "full+ewc"}
+    assert pairs["full"] == pairs["lora"] != pairs["lora@0.5"]
+    assert set(matrix["verdicts"]) == {"full", "lora"}
     assert matrix["verdicts"]["lora"].startswith("lora: ")
     assert list(matrix["learning_curve"]) == ["lora"]
     assert list(matrix["learning_curve"]["lora"]) == ["0.5", "1"]
@@ -138,7 +160,6 @@ def test_cells_run_once_each_and_make_the_matrix(
         "Per-query wins and losses",
         "Forgetting (general collections)",
         "Training and dev curves",
-        "Chosen on dev",
         "The matrix",
         "The corpus and the tokenizer",
     ):
@@ -281,3 +302,38 @@ def test_ewc_grid_unless_the_config_sets_the_weight(
     config["overrides"] = {"full+ewc": {"ewc_weight": 3.0}}
     (cell,) = plan_cells(CompareConfig.model_validate(config))
     assert cell.grid is None and cell.recipe["ewc_weight"] == 3.0
+
+
+def test_ewc_cell_trains_once_per_weight_and_keeps_the_one_dev_chooses(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    from embedtune.compare.cell import run_cell
+    from embedtune.compare.config import SPEC_FILE
+    from embedtune.compare.report import render_compare_html
+
+    recipe = {**RECIPE, "base_model": str(train_model_dir)}
+    build_pairs(stage_configs(recipe, output=tmp_path / "general", data=str(train_set))[0])
+    config = _config(
+        tmp_path,
+        train_set,
+        train_model_dir,
+        general_pairs=str(tmp_path / "general.work/pairs.jsonl"),
+    )
+    config["approaches"] = ["full+ewc"]
+    (spec,) = plan_cells(CompareConfig.model_validate(config))
+    folder = tmp_path / "cmp" / "cells" / spec.name
+    folder.mkdir(parents=True)
+    (folder / SPEC_FILE).write_text(spec.model_dump_json())
+    ewc = run_cell(folder)  # in this process: the runner's child process is tested above
+    assert [p.value for p in ewc.grid] == [0.1, 1.0, 10.0]
+    assert ewc.grid_key == "ewc_weight" and ewc.grid_choice in (0.1, 1.0, 10.0)
+    best = max(p.dev_ndcg for p in ewc.grid)
+    kept = next(p for p in ewc.grid if p.value == ewc.grid_choice)
+    assert kept.dev_ndcg >= best - 0.01
+    assert all(p.dev_ndcg < best - 0.01 for p in ewc.grid if p.value > kept.value)
+    settings = json.loads((folder / "model" / "embedtune.json").read_text())
+    assert settings["forgetting"]["ewc"]["weight"] == ewc.grid_choice
+    # the other weights' models are kept aside, the chosen one moved to model/
+    assert not (folder / "grid" / f"ewc_weight={ewc.grid_choice:g}" / "model").exists()
+    matrix = build_matrix([ewc], [], CompareConfig.model_validate(config).data.model_dump())
+    assert "<h2>Chosen on dev</h2>" in render_compare_html(matrix, tmp_path / "cmp")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import resource
 import shutil
 import sys
@@ -182,9 +183,27 @@ def _setup_logging(verbosity: str) -> None:
     configure_output("quiet" if verbosity == "quiet" else verbosity)  # type: ignore[arg-type]
 
 
+def _die_with_runner(runner_pid: int) -> None:
+    """End this process when the runner that started it dies (Linux): after a kill -9 of the
+    runner, the rerun starts this cell over, and an orphan still writing into the cell's
+    folder would corrupt the new attempt."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != runner_pid:  # the runner was gone before the line above took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The cell process: 0 when ``cell.json`` was written; 1 with the reason in ``error.txt``."""
+    """The cell process: 0 when ``cell.json`` was written; 1 with the reason in ``error.txt``.
+
+    Arguments: the cell's folder, then (from the runner) the runner's process id."""
     args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1:
+        _die_with_runner(int(args[1]))
     folder = Path(args[0])
     spec = json.loads((folder / SPEC_FILE).read_text(encoding="utf-8"))
     _setup_logging(spec.get("verbosity", "normal"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,8 @@ def _run_cell(cell: CellSpec, folder: Path) -> str | None:
         shutil.rmtree(folder)
     write_text(folder / SPEC_FILE, cell.model_dump_json(indent=2))
     done = subprocess.run(
-        [sys.executable, "-m", "embedtune.compare.cell", str(folder)], check=False
+        [sys.executable, "-m", "embedtune.compare.cell", str(folder), str(os.getpid())],
+        check=False,
     )
     if done.returncode == 0 and (folder / RESULT_FILE).is_file():
         return None
