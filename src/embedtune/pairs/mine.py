@@ -49,8 +49,7 @@ def encode_memmap(encoder: DenseEncoder, passages: Passages, path: Path, chunk: 
     bar = progress(total=len(texts), desc="encode passages", unit="psg")
     for d0, d1 in doc_chunks(passages.bounds, chunk):
         p0, p1 = int(passages.bounds[d0]), int(passages.bounds[d1])
-        out[p0:p1] = encoder.encode_documents(texts[p0:p1])
-        bar.update(p1 - p0)
+        out[p0:p1] = encoder.encode_documents(texts[p0:p1], advance=bar.update)
     bar.close()
     out.flush()
     return out
@@ -84,9 +83,8 @@ def encode_rows(
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         vectors[start : start + len(part)] = encoder.encode_documents(
-            [passages.texts[int(i)] for i in part]
+            [passages.texts[int(i)] for i in part], advance=bar.update
         )
-        bar.update(len(part))
     bar.close()
     return SubsetVectors(rows, vectors)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,8 +76,14 @@ class DenseEncoder:
         with torch.autocast("cuda", dtype=dtype):
             return embed(self.model, texts, prompt, self.batch_size)
 
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        """Normalised document embeddings, read from the cache when present."""
+    def encode_documents(
+        self, texts: list[str], advance: Callable[[int], object] | None = None
+    ) -> np.ndarray:
+        """Normalised document embeddings, read from the cache when present.
+
+        ``advance`` (a progress bar's ``update``) is called with the count of texts done as
+        they are encoded, every few hundred texts: a chunk of thousands takes minutes on a
+        CPU, which must not pass without visible progress."""
         path = None
         if self.cache_dir is not None:
             digest = hashlib.sha256()
@@ -87,15 +94,31 @@ class DenseEncoder:
                 vectors = np.load(path)
                 if vectors.shape[0] == len(texts):
                     self.stats.cached += len(texts)
+                    if advance is not None:
+                        advance(len(texts))
                     return vectors
         start = time.perf_counter()
-        vectors = self._encode(texts, self.doc_prompt)
+        vectors = self._encode_in_blocks(texts, advance)
         self.stats.seconds += time.perf_counter() - start
         self.stats.encoded += len(texts)
         if path is not None:
             with atomic_open(path, "wb") as handle:
                 np.save(handle, vectors)
         return vectors
+
+    def _encode_in_blocks(
+        self, texts: list[str], advance: Callable[[int], object] | None
+    ) -> np.ndarray:
+        if advance is None:
+            return self._encode(texts, self.doc_prompt)
+        # blocks of a few batches: progress every ~10 s on a CPU, with length-sorting (inside
+        # the model's encode) still grouping similar lengths
+        block = max(4 * self.batch_size, 256)
+        parts = []
+        for start in range(0, len(texts), block):
+            parts.append(self._encode(texts[start : start + block], self.doc_prompt))
+            advance(len(parts[-1]))
+        return np.concatenate(parts) if parts else self._encode(texts, self.doc_prompt)
 
 
 def doc_chunks(bounds: np.ndarray, chunk_passages: int) -> list[tuple[int, int]]:
@@ -138,8 +161,7 @@ def dense_search(
     bar = progress(total=int(bounds[-1]), desc=desc, unit="psg", enabled=encoder.show_progress)
     for d0, d1 in chunks:
         p0, p1 = int(bounds[d0]), int(bounds[d1])
-        vectors = encoder.encode_documents(passages[p0:p1])
-        bar.update(p1 - p0)
+        vectors = encoder.encode_documents(passages[p0:p1], advance=bar.update)
         sims = query_vectors @ vectors.T  # queries × passages in this chunk
         best.add(d0, np.maximum.reduceat(sims, bounds[d0:d1] - p0, axis=1))
     bar.close()
