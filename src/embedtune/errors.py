@@ -40,6 +40,10 @@ class ConfigError(EmbedtuneError):
     """An invalid option or config value."""
 
 
+class PairsMismatchError(ConfigError):
+    """A pairs folder holds pairs made from other data or settings than asked for."""
+
+
 class MissingExtraError(EmbedtuneError):
     """An optional dependency is not installed."""
 

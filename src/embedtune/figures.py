@@ -9,14 +9,18 @@ printed in grey still reads.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+P = ParamSpec("P")
 
 __all__ = [
     "PALETTE",
@@ -40,7 +44,6 @@ __all__ = [
 # Okabe & Ito (2008): distinguishable with protanopia, deuteranopia and tritanopia
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo")
 _BASELINE_STYLE = {"bm25": ":", "base": "--", "base-maxp": "--", "base-hybrid": "-."}
 
 STYLE = """
@@ -100,6 +103,24 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]], numeric: int = 1) 
     return f"<table><tr>{header}</tr>{''.join(lines)}</table>"
 
 
+# applied while a figure is built and saved: small text, labels never read as TeX math (a
+# dataset path with `$` in it), text kept as text in the SVG
+_RC: dict[Any, Any] = {"font.size": 9, "text.parse_math": False, "svg.fonttype": "none"}
+
+
+def _styled(draw: Callable[P, str]) -> Callable[P, str]:
+    """Build the figure under the report style (matplotlib's rc settings, for this call)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> str:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
@@ -107,12 +128,16 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
 def figure_svg(fig: Figure, caption: str = "") -> str:
     """``fig`` as inline SVG (text as text, no external fonts) inside a <figure>."""
     import matplotlib
 
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
+    with matplotlib.rc_context(_RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE (its URL is inert)
@@ -127,6 +152,7 @@ def _references(ax: Any, references: dict[str, float], vertical: bool) -> None:
         line(value, color="#444", linestyle=style, linewidth=1.2, label=f"{name} {value:.3f}")
 
 
+@_styled
 def interval_dots(
     panels: Mapping[str, Sequence[Interval]],
     *,
@@ -142,6 +168,13 @@ def interval_dots(
     read from zero) would misstate."""
     from matplotlib.ticker import MaxNLocator
 
+    panels = {
+        name: [i for i in items if _finite(i.value, i.low, i.high)]
+        for name, items in panels.items()
+    }
+    panels = {name: items for name, items in panels.items() if items}
+    if not panels:
+        return ""
     labels = list(dict.fromkeys(i.label for items in panels.values() for i in items))
     rows = {label: len(labels) - 1 - n for n, label in enumerate(labels)}
     names = list(panels)
@@ -160,7 +193,8 @@ def interval_dots(
             ax.errorbar(
                 [item.value],
                 [rows[item.label]],
-                xerr=[[item.value - item.low], [item.high - item.value]],
+                # (a bootstrap bound can sit an ulp inside the mean: never a negative whisker)
+                xerr=[[max(item.value - item.low, 0.0)], [max(item.high - item.value, 0.0)]],
                 fmt="D" if item.label in highlight else "o",
                 color=color,
                 capsize=3,
@@ -212,6 +246,7 @@ class Point:
     high: float | None = None
 
 
+@_styled
 def scatter(
     points: Sequence[Point],
     *,
@@ -224,10 +259,13 @@ def scatter(
     """Labelled points (one marker and colour each) with y-intervals and baseline lines."""
     fig = _figure(7.5, 4.2)
     ax = fig.add_subplot()
+    points = [p for p in points if _finite(p.x, p.y)]
+    if not points:
+        return ""
     for i, p in enumerate(points):
         yerr = None
-        if p.low is not None and p.high is not None:
-            yerr = [[p.y - p.low], [p.high - p.y]]
+        if p.low is not None and p.high is not None and _finite(p.low, p.high):
+            yerr = [[max(p.y - p.low, 0.0)], [max(p.high - p.y, 0.0)]]
         color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
         ax.errorbar([p.x], [p.y], yerr=yerr, fmt=marker, color=color, capsize=3, markersize=7)
         ax.annotate(p.label, (p.x, p.y), xytext=(5, 4), textcoords="offset points", fontsize=8)
@@ -242,6 +280,7 @@ def scatter(
     return figure_svg(fig, caption)
 
 
+@_styled
 def curves(
     series: Mapping[str, Sequence[Point]],
     *,
@@ -272,6 +311,7 @@ def curves(
     return figure_svg(fig, caption)
 
 
+@_styled
 def win_loss(rows: Sequence[tuple[str, int, int, int]], *, caption: str = "") -> str:
     """Stacked horizontal bars: per row, the queries won, tied and lost (as shares)."""
     fig = _figure(7.5, 0.9 + 0.3 * max(len(rows), 1))
@@ -299,6 +339,7 @@ def win_loss(rows: Sequence[tuple[str, int, int, int]], *, caption: str = "") ->
     return figure_svg(fig, caption)
 
 
+@_styled
 def diff_profile(diffs: Mapping[str, Sequence[float]], *, ylabel: str, caption: str = "") -> str:
     """Per-query differences, each series sorted from most improved to most hurt."""
     fig = _figure(7.5, 3.4)
@@ -316,6 +357,7 @@ def diff_profile(diffs: Mapping[str, Sequence[float]], *, ylabel: str, caption: 
     return figure_svg(fig, caption)
 
 
+@_styled
 def training_curves(history: Sequence[dict[str, float]], *, caption: str = "") -> str:
     """The training loss by step and, on a second axis, dev nDCG@10 at each evaluation."""
     losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
@@ -340,6 +382,7 @@ def training_curves(history: Sequence[dict[str, float]], *, caption: str = "") -
     return figure_svg(fig, caption)
 
 
+@_styled
 def fragmentation(analysis: dict[str, Any], *, caption: str = "") -> str:
     """The analysis stage's word-piece histogram: the corpus against general English."""
     corpus = analysis.get("corpus", {}).get("pieces", {})
@@ -350,16 +393,15 @@ def fragmentation(analysis: dict[str, Any], *, caption: str = "") -> str:
     fig = _figure(7.5, 3.0)
     ax = fig.add_subplot()
     xs = list(range(len(bins)))
-    width = 0.4
     name = analysis.get("reference", {}).get("name", "general English")
+    # dots joined by lines, not bars: on a log axis a bar's length means nothing
     for i, (label, shares) in enumerate((("this corpus", corpus), (name, reference))):
-        ax.bar(
-            [x + (i - 0.5) * width for x in xs],
-            [shares.get(b, 0.0) for b in bins],
-            width,
+        ax.plot(
+            xs,
+            [shares.get(b, float("nan")) for b in bins],
+            marker=MARKERS[i],
+            linestyle=("-", "--")[i],
             color=PALETTE[i],
-            hatch=HATCHES[i],
-            edgecolor="white",
             label=label,
         )
     ax.set_yscale("log")
@@ -370,6 +412,7 @@ def fragmentation(analysis: dict[str, Any], *, caption: str = "") -> str:
     return figure_svg(fig, caption)
 
 
+@_styled
 def histories(logs: Mapping[str, Sequence[dict[str, float]]], *, caption: str = "") -> str:
     """Two panels for several trainings: the loss by step, and dev nDCG@10 by step."""
     fig = _figure(7.5, 3.2)
@@ -382,7 +425,13 @@ def histories(logs: Mapping[str, Sequence[dict[str, float]]], *, caption: str = 
         if losses:
             loss_ax.plot(*zip(*losses, strict=True), color=color, linestyle=style, label=name)
         if dev:
-            dev_ax.plot(*zip(*dev, strict=True), color=color, marker=marker, linestyle=style)
+            dev_ax.plot(
+                *zip(*dev, strict=True),
+                color=color,
+                marker=marker,
+                linestyle=style,
+                label=None if losses else name,
+            )
     loss_ax.set_xlabel("step")
     loss_ax.set_ylabel("training loss")
     dev_ax.set_xlabel("step")
@@ -393,8 +442,12 @@ def histories(logs: Mapping[str, Sequence[dict[str, float]]], *, caption: str = 
     return figure_svg(fig, caption)
 
 
+@_styled
 def signed_bars(items: Sequence[tuple[str, float, str]], *, xlabel: str, caption: str = "") -> str:
     """Horizontal bars from zero (a change: right is up, left is down), each with a note."""
+    items = [item for item in items if _finite(item[1])]
+    if not items:
+        return ""
     fig = _figure(7.5, 0.9 + 0.28 * max(len(items), 1))
     ax = fig.add_subplot()
     ys = list(range(len(items)))[::-1]

@@ -23,7 +23,7 @@ from typing import Any
 
 from embedtune.compare.config import ERROR_FILE, RESULT_FILE, SPEC_FILE, CellSpec
 from embedtune.compare.matrix import CellResult, GridPoint, cell_result
-from embedtune.errors import EmbedtuneError
+from embedtune.errors import EmbedtuneError, PairsMismatchError
 from embedtune.io import write_json, write_text
 
 logger = logging.getLogger(__name__)
@@ -77,34 +77,54 @@ def _dev_split(spec: CellSpec) -> str | None:
 
 
 def _copy_files(source: Path, target: Path) -> None:
-    """The files (not folders: checkpoints stay) of ``source`` into a new ``target``."""
-    partial = target.with_name(f".{target.name}.partial")
+    """The files (not folders: checkpoints stay) of ``source`` into a new ``target``, whole
+    or not at all; a ``target`` another process made meanwhile is kept."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     for file in source.iterdir():
         if file.is_file():
             shutil.copy2(file, partial / file.name)
-    partial.rename(target)  # whole or not at all
+    try:
+        partial.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)  # the same pairs, stored by another cell
 
 
 def _train(spec: CellSpec, folder: Path, recipe: dict[str, Any], model: Path) -> Any:
     """Pairs (shared with the comparison's other cells) and training into ``model``."""
     from embedtune.run.pipeline import fine_tune
 
+    def train() -> Any:
+        return fine_tune(
+            model,
+            recipe,
+            data=spec.data.train,
+            split=spec.data.train_split,
+            dev_split=_dev_split(spec),
+            skip_bad=spec.data.skip_bad,
+        )
+
     store, pairs_dir = _shared_pairs(spec.model_copy(update={"recipe": recipe}), folder, model)
-    if store.is_dir():
-        _copy_files(store, pairs_dir)
-    trained = fine_tune(
-        model,
-        recipe,
-        data=spec.data.train,
-        split=spec.data.train_split,
-        dev_split=_dev_split(spec),
-        skip_bad=spec.data.skip_bad,
-    )
-    if not store.exists():
+    if not store.is_dir():
+        trained = train()
+        if not store.exists():
+            _copy_files(pairs_dir, store)
+        return trained
+    _copy_files(store, pairs_dir)
+    try:
+        return train()
+    except PairsMismatchError:
+        # the stored pairs no longer match their inputs (the data or the base model changed
+        # in place since): built again, and stored again
+        logger.warning("pairs in %s were made from other data or settings: rebuilt", store)
+        shutil.rmtree(pairs_dir)
+        shutil.rmtree(store)
+        trained = train()
         _copy_files(pairs_dir, store)
-    return trained
+        return trained
 
 
 def _grid_value(value: float) -> str:
@@ -141,6 +161,8 @@ def _train_grid(spec: CellSpec, folder: Path) -> tuple[Any, list[GridPoint], flo
     source = folder / "grid" / f"{spec.grid.key}={_grid_value(chosen.value)}" / "model"
     source.rename(folder / "model")
     work_dir(source).rename(work_dir(folder / "model"))
+    # the other values' models and checkpoints (their dev scores are in cell.json)
+    shutil.rmtree(folder / "grid")
     trained = results[chosen.value]
     return trained, tried, chosen.value
 

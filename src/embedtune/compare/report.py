@@ -63,6 +63,8 @@ def _quality(matrix: Matrix) -> Section:
     if hybrid:
         panels["hybrid ndcg@10"] = hybrid
         references["hybrid ndcg@10"] = _references(cells[0], "ndcg@10", ("bm25", "base-hybrid"))
+    if not panels:  # the evaluation left the tuned systems out (eval.systems)
+        return Section("Quality with 95% intervals", "")
     figure = interval_dots(
         panels,
         references=references,
@@ -94,8 +96,9 @@ def _cost(matrix: Matrix) -> Section:
         logx=True,
         references=references,
         caption="Quality against time. Pairs are built once per pairs recipe and shared, so "
-        "the first cell to use them also carries their cost; times are on the machine the "
-        "comparison ran on.",
+        "the first cell to use them also carries their cost; a cell whose setting is chosen "
+        "on dev (full+ewc) carries one training per value tried. Times are on the machine "
+        "the comparison ran on.",
     ) + scatter(
         points(lambda c: 100 * c.trainable_parameters / max(c.parameters, 1)),
         xlabel="weights trained, % of the model (log)",
@@ -212,10 +215,16 @@ def _training(matrix: Matrix) -> Section:
     return Section("Training and dev curves", body + table(head, rows))
 
 
+def _probe_name(data: str) -> str:
+    """A probe's short name: its folder, and the one above when the folder is a split's."""
+    path = Path(data)
+    return path.name if path.name not in {"test", "dev", "train"} else "/".join(path.parts[-2:])
+
+
 def _forgetting(matrix: Matrix) -> Section:
     items = [
         (
-            f"{c.name} · {Path(p.data).name}",
+            f"{c.name} · {_probe_name(p.data)}",
             p.change,
             "" if p.p is None else f"p {p.p:.3f}" + (" *" if p.p < 0.05 else ""),
         )

@@ -103,7 +103,12 @@ def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
 
 
 def _spec_text(cell: CellSpec) -> str:
-    return cell.model_dump_json(indent=2, exclude={"verbosity"})
+    """What makes a cell's results what they are: not how loudly it runs, nor which
+    trackers it logs to."""
+    recipe = {k: v for k, v in cell.recipe.items() if k != "report_to"}
+    return cell.model_copy(update={"recipe": recipe}).model_dump_json(
+        indent=2, exclude={"verbosity"}
+    )
 
 
 def _check_finished(cells: list[CellSpec], folder: Path) -> None:
@@ -155,19 +160,31 @@ def _write_matrix(config: CompareConfig, cells: list[CellSpec], folder: Path) ->
     matrix = build_matrix(results, missing, config.data.model_dump(mode="json"))
     write_json(folder / "matrix.json", matrix.model_dump(mode="json"))
     write_text(folder / "matrix.md", render_markdown(matrix))
-    write_text(folder / "report.html", render_compare_html(matrix, folder))
+    try:  # a figure that cannot be drawn must not cost the comparison its cells
+        page = render_compare_html(matrix, folder)
+    except Exception as exc:
+        logger.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+    else:
+        write_text(folder / "report.html", page)
     return matrix
 
 
 def _analyze(config: CompareConfig, folder: Path) -> None:
     """The analysis stage on the training corpus, once (the report shows its fragmentation)."""
-    from embedtune.analyze import AnalyzeConfig, analyze_corpus
-
     output = folder / "analysis"
     if (output / "analysis.json").is_file():
         return
     data = config.data
     model = merge_settings(preset(config.preset), config.train).get("base_model", "base")
+    try:
+        _analysis(data, model, output)
+    except EmbedtuneError as exc:  # the report goes without its fragmentation figure
+        logger.warning("analysis of %s skipped: %s", data.train, exc)
+
+
+def _analysis(data: Any, model: str, output: Path) -> None:
+    from embedtune.analyze import AnalyzeConfig, analyze_corpus
+
     analyze_corpus(
         AnalyzeConfig(
             data=data.train,

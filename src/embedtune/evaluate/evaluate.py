@@ -389,4 +389,9 @@ def write_outputs(result: EvalResult, output: Path, depth: int) -> None:
         write_run(output / f"{system}.run", run, tag=system, depth=depth)
     write_json(output / "report.json", result.report)
     write_text(output / "report.md", render_markdown(result.report))
-    write_text(output / "report.html", render_html(result.report, result.per_query))
+    try:  # a figure that cannot be drawn must not cost the evaluation
+        page = render_html(result.report, result.per_query)
+    except Exception as exc:
+        logger.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+    else:
+        write_text(output / "report.html", page)

@@ -73,8 +73,14 @@ def score_sections(report: dict[str, Any], highlight: tuple[str, ...] = ()) -> l
 def per_query_sections(
     per_query: dict[str, dict[str, dict[str, float]]], metric: str = "ndcg@10"
 ) -> list[Section]:
-    """Each tuned system against its base-model system and BM25, query by query."""
+    """Each tuned system against its base-model system and BM25, query by query (on
+    ``metric``, or the first metric evaluated when that one was not)."""
     systems = list(per_query)
+    measured = list(next(iter(per_query.values()), {}))
+    if metric not in measured:
+        if not measured:
+            return []
+        metric = measured[0]
     rows: list[tuple[str, int, int, int]] = []
     diffs: dict[str, Sequence[float]] = {}
     for system in (s for s in systems if s.startswith("tuned")):

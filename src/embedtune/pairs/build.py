@@ -29,7 +29,7 @@ from embedtune.corpus.pairs import (
 )
 from embedtune.corpus.splits import dev_split_for, hold_out_dev
 from embedtune.corpus.types import Dataset
-from embedtune.errors import ConfigError, DataError
+from embedtune.errors import ConfigError, DataError, PairsMismatchError
 from embedtune.io import is_main_process, sha256_file, sha256_text
 from embedtune.models import (
     ModelRef,
@@ -139,11 +139,29 @@ def _fingerprint(dataset: Dataset, config: BuildPairsConfig, ref: ModelRef, **ex
                 "passages": config.passages.model_dump(),
                 "model": ref.sha256,
                 "prompts": [config.query_prompt, config.doc_prompt],
+                **_mining_export(config),
                 **extra,
             },
             sort_keys=True,
         )
     )
+
+
+def _mining_export(config: BuildPairsConfig) -> dict[str, str]:
+    """The ONNX model mining encodes with, by its hash (none: the base model itself)."""
+    from embedtune.retrieval.onnx import EXPORT_FILE
+
+    if config.pairs.mining_encoder is None:
+        return {}
+    meta_file = Path(config.pairs.mining_encoder) / EXPORT_FILE
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        return {"mining_export": meta["sha256"][config.pairs.mining_variant]}
+    except (OSError, ValueError, KeyError):
+        raise ConfigError(
+            f"pairs.mining_encoder: {meta_file} is not an export with a "
+            f"'{config.pairs.mining_variant}' model (make one with `embedtune export`)"
+        ) from None
 
 
 def _reusable(output: Path, fingerprint: str, overwrite: bool) -> PairSet | None:
@@ -153,7 +171,7 @@ def _reusable(output: Path, fingerprint: str, overwrite: bool) -> PairSet | None
     if record is None:
         return None
     if record.fingerprint != fingerprint:
-        raise ConfigError(
+        raise PairsMismatchError(
             f"{output / PAIRS_FILE} was made from other data or settings; choose a new "
             "--output, or pass --overwrite to rebuild them"
         )
@@ -204,6 +222,12 @@ def _onnx_miner(ref: ModelRef, config: BuildPairsConfig) -> tuple[Any, ModelRef,
     variant = config.pairs.mining_variant
     encoder = OnnxEncoder(folder, variant)
     source = encoder.meta.get("source", {})
+    if config.max_seq_length and config.max_seq_length != encoder.max_seq_length:
+        raise ConfigError(
+            f"max_seq_length {config.max_seq_length} differs from the mining export's "
+            f"{encoder.max_seq_length}: export the base model with that length, or leave "
+            "mining_encoder out"
+        )
     if source.get("sha256") != ref.sha256:
         raise ConfigError(
             f"pairs.mining_encoder {folder} is an export of {source.get('name')!r}, not of the "

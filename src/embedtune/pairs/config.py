@@ -81,11 +81,13 @@ class PairsConfig(BaseModel):
         """The settings that make the pairs what they are (their fingerprint). Fields added
         after pairs were first fingerprinted are left out at their default, so pairs built
         before them still match."""
-        later = {"query_fraction", "mining_encoder", "mining_variant"}
+        later = {"query_fraction", "mining_variant"}
         defaults = {k for k in later if getattr(self, k) == PairsConfig.model_fields[k].default}
         if self.mining_encoder is None:
             defaults.add("mining_variant")
-        return self.model_dump(mode="json", exclude=defaults)
+        # the mining encoder counts by its model file's hash (the pairs stage adds it), not
+        # by where the export folder is
+        return self.model_dump(mode="json", exclude=defaults | {"mining_encoder"})
 
     @model_validator(mode="after")
     def _deep_enough(self) -> PairsConfig:

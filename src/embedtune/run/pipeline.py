@@ -402,7 +402,12 @@ def _write_report(folder: Path, test_data: str, split: str | None) -> None:
     """``OUTPUT/report.html``, rewritten from the stages' artefacts on every call (cheap)."""
     from embedtune.run.report import render_run_html
 
-    write_text(folder / "report.html", render_run_html(folder, test_data, split))
+    try:  # a figure that cannot be drawn must not cost the run its later stages
+        page = render_run_html(folder, test_data, split)
+    except Exception as exc:
+        logger.warning("report.html not written: %s: %s", type(exc).__name__, exc)
+        return
+    write_text(folder / "report.html", page)
     logger.info("report: %s", folder / "report.html")
 
 

@@ -131,6 +131,11 @@ class TrainConfig(BaseModel):
     def _device_available(cls, value: str | None) -> str | None:
         return check_device(value)
 
+    @field_validator("report_to")
+    @classmethod
+    def _no_tracker(cls, value: list[str]) -> list[str]:
+        return [] if value in (["none"], ["None"]) else value
+
     # the job: where the model goes and which pairs folder it learns from
     output: str | None = Field(default=None, description="model folder to create")
     pairs_dir: str | None = Field(

@@ -1,0 +1,33 @@
+"""The reports' figures on awkward input: nothing to draw, intervals an ulp inside the mean,
+NaN, and labels that matplotlib would read as TeX."""
+
+from __future__ import annotations
+
+import math
+
+from embedtune.figures import (
+    Interval,
+    Point,
+    interval_dots,
+    page,
+    scatter,
+    signed_bars,
+)
+
+
+def test_figures_draw_what_they_can_and_nothing_when_there_is_nothing() -> None:
+    assert interval_dots({}) == "" and interval_dots({"ndcg@10": []}) == ""
+    # a bootstrap bound an ulp inside the mean, a NaN row and a label with `$` in it
+    mean = 0.7
+    items = [
+        Interval("run $x$ a_b", mean, mean + 1e-16, mean - 1e-16),
+        Interval("nan", math.nan, math.nan, math.nan),
+    ]
+    svg = interval_dots({"ndcg@10": items}, references={"ndcg@10": {"bm25": 0.5}})
+    assert "<svg" in svg and "run $x$ a_b" in svg  # the label as written, not as math
+    assert scatter([Point("p", math.nan, 1.0)], xlabel="x", ylabel="y") == ""
+    assert "<svg" in scatter([Point("a", 1.0, 0.5, 0.5 + 1e-16, 0.5)], xlabel="x", ylabel="y")
+    assert signed_bars([("nan", math.nan, "")], xlabel="x") == ""
+    assert "<svg" in signed_bars([("a", -0.02, "p 0.03 *"), ("b", 0.0, "")], xlabel="x")
+    html = page("t <b>", "s", [])
+    assert "t &lt;b&gt;" in html and "<script" not in html
