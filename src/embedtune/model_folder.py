@@ -78,7 +78,9 @@ class TrainingStats(_Record):
     parameters: int
     # the trainer's log: {"step", "loss", "learning_rate"} every few steps and
     # {"step", "dev_ndcg@10", ...} at each dev evaluation (the report's training curves)
-    history: list[dict[str, float]] = Field(default_factory=list)
+    # (left out of the file when empty: a record written before it existed reads back and is
+    # written again unchanged)
+    history: list[dict[str, float]] = Field(default_factory=list, exclude_if=lambda h: not h)
 
 
 class ModelSettings(_Record):
