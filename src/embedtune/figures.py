@@ -145,11 +145,14 @@ def figure_svg(fig: Figure, caption: str = "") -> str:
     return f"<figure>{svg}{text}</figure>"
 
 
-def _references(ax: Any, references: dict[str, float], vertical: bool) -> None:
+def _references(
+    ax: Any, references: dict[str, float], vertical: bool, with_value: bool = True
+) -> None:
     for i, (name, value) in enumerate(references.items()):
         style = _BASELINE_STYLE.get(name, (0, (1, 2 + i)))
         line = ax.axvline if vertical else ax.axhline
-        line(value, color="#444", linestyle=style, linewidth=1.2, label=f"{name} {value:.3f}")
+        label = f"{name} {value:.3f}" if with_value else name
+        line(value, color="#444", linestyle=style, linewidth=1.2, label=label)
 
 
 @_styled
@@ -208,7 +211,7 @@ def interval_dots(
                 fontsize=7,
             )
         lines = (references or {}).get(metric, {})
-        _references(ax, lines, vertical=True)
+        _references(ax, lines, vertical=True, with_value=False)
         ax.set_yticks(list(rows.values()), list(rows))
         ax.set_ylim(-0.7, len(labels) - 0.3)
         low = min([i.low for i in items] + list(lines.values()), default=0.0)
@@ -218,8 +221,14 @@ def interval_dots(
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         ax.set_title(metric, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-        if lines:
-            ax.legend(loc="best", fontsize=7, framealpha=0.9)
+    # one legend for the figure, under the panels (inside a small panel it hides the dots):
+    # each baseline once, by name (its values are in the tables)
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=4)
     return figure_svg(fig, caption)
 
 
