@@ -15,7 +15,7 @@ from rich.table import Table
 
 from embedtune.cli.compare import compare_command
 from embedtune.cli.monitor import monitor_app
-from embedtune.cli.options import OverwriteOption, RegistryOption
+from embedtune.cli.options import MiningEncoderOption, OverwriteOption, RegistryOption
 from embedtune.cli.serve import serve_command
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.run.config import merge_settings, read_yaml_mapping
@@ -327,13 +327,7 @@ def pairs(
     candidate_depth: Annotated[
         int | None, typer.Option(help="candidates: BM25 passages per training query")
     ] = None,
-    mining_encoder: Annotated[
-        str | None,
-        typer.Option(
-            help="an `embedtune export` folder of the base model: mine with its int8 ONNX "
-            "model (faster on CPU; its parity is recorded with the pairs)"
-        ),
-    ] = None,
+    mining_encoder: MiningEncoderOption = None,
     window: Annotated[int | None, typer.Option(help="passage window (tokens)")] = None,
     stride: Annotated[int | None, typer.Option(help="passage stride (tokens)")] = None,
     supervision: Annotated[
@@ -452,13 +446,7 @@ def train(
             "query's BM25 top candidate_depth and its judged documents)"
         ),
     ] = None,
-    mining_encoder: Annotated[
-        str | None,
-        typer.Option(
-            help="an `embedtune export` folder of the base model: mine with its int8 ONNX "
-            "model (faster on CPU; its parity is recorded with the pairs)"
-        ),
-    ] = None,
+    mining_encoder: MiningEncoderOption = None,
     dev_pool_from: Annotated[
         str | None,
         typer.Option(

@@ -22,3 +22,13 @@ OverwriteOption = Annotated[
         help="replace an existing output (the old one is deleted only once the new one is done)",
     ),
 ]
+
+
+# pairs and train: mine with the ONNX export of the base model
+MiningEncoderOption = Annotated[
+    str | None,
+    typer.Option(
+        help="an `embedtune export` folder of the base model: mine with its int8 ONNX "
+        "model (faster on CPU; its parity is recorded with the pairs)"
+    ),
+]
