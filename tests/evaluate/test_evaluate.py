@@ -55,7 +55,6 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     assert "| bm25 |" in (out / "report.md").read_text()
     page = assert_self_contained(out / "report.html")
     assert "Per query (ndcg@10)" in page and "tuned-maxp vs base-maxp" in page
-    screenshot(out / "report.html", tmp_path / "report.png")
     # BM25 finds each query's document on this toy set
     assert report["systems"]["bm25"]["hit@5"] == 1.0
     # the run files re-score with trec_eval to the reported numbers
@@ -67,6 +66,14 @@ def test_every_system_reported_with_runs_intervals_and_significance(
         judged = ["q1", "q2", "q3", "q4"]
         ndcg = sum(scores.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged) / 4
         assert ndcg == pytest.approx(report["systems"][system]["ndcg@10"], abs=1e-6)
+        # per_query.json holds each judged query's score, as trec_eval -q prints it
+        by_query = json.loads((out / "per_query.json").read_text())[system]["ndcg@10"]
+        assert sorted(by_query) == judged
+        for query in judged:
+            want = scores.get(query, {}).get("ndcg_cut_10", 0.0)
+            assert by_query[query] == pytest.approx(want, abs=1e-6)
+    # last: it skips (saying so) where Chromium is not installed
+    screenshot(out / "report.html", tmp_path / "report.png")
 
 
 def test_second_run_reads_document_embeddings_from_cache(beir_dir: Path, tiny_model: Path) -> None:

@@ -138,25 +138,23 @@ def _learning_curves(matrix: Matrix) -> Section:
     return Section("How many labels (learning curves)", body + note + "</p>")
 
 
-def query_outcomes(
-    folder: Path, cell: str, qrels: dict[str, dict[str, int]]
-) -> list[tuple[str, int, int, int]]:
+def query_outcomes(folder: Path, cell: str) -> list[tuple[str, int, int, int]]:
     """A cell's dense ranking against the base model's and BM25's, query by query: the
-    (label, won, tied, lost) rows, from the run files of its test evaluation."""
-    from embedtune.retrieval.metrics import per_query
-    from embedtune.retrieval.ranking import read_run
+    (label, won, tied, lost) rows, from its test evaluation's per-query scores."""
+    from embedtune.evaluate.config import PER_QUERY_FILE
 
-    runs = folder / "cells" / cell / "eval"
-    if not (runs / "tuned-maxp.run").is_file():
+    path = folder / "cells" / cell / "eval" / PER_QUERY_FILE
+    if not path.is_file():
         return []
+    values = json.loads(path.read_text(encoding="utf-8"))
     scores = {
-        s: per_query(read_run(runs / f"{s}.run"), qrels, ["ndcg@10"])["ndcg@10"]
-        for s in ("tuned-maxp", *_AGAINST)
-        if (runs / f"{s}.run").is_file()
+        s: values[s]["ndcg@10"] for s in ("tuned-maxp", *_AGAINST) if "ndcg@10" in values.get(s, {})
     }
+    if "tuned-maxp" not in scores:
+        return []
     rows = []
     for other in (s for s in _AGAINST if s in scores):
-        diffs = [scores["tuned-maxp"][q] - scores[other][q] for q in scores["tuned-maxp"]]
+        diffs = [v - scores[other][q] for q, v in scores["tuned-maxp"].items()]
         won = sum(d > _TIE for d in diffs)
         lost = sum(d < -_TIE for d in diffs)
         rows.append((f"{cell} vs {other}", won, len(diffs) - won - lost, lost))
@@ -164,10 +162,7 @@ def query_outcomes(
 
 
 def _per_query(matrix: Matrix, folder: Path) -> Section:
-    qrels = _test_qrels(matrix)
-    if qrels is None:
-        return Section("Per query", "")
-    rows = [row for c in _whole(matrix) for row in query_outcomes(folder, c.name, qrels)]
+    rows = [row for c in _whole(matrix) for row in query_outcomes(folder, c.name)]
     if not rows:
         return Section("Per query", "")
     body = win_loss(
@@ -176,18 +171,6 @@ def _per_query(matrix: Matrix, folder: Path) -> Section:
         "or lower nDCG@10 than the base model's and BM25's (counts in the bars).",
     )
     return Section("Per-query wins and losses", body)
-
-
-def _test_qrels(matrix: Matrix) -> dict[str, dict[str, int]] | None:
-    from embedtune.corpus.load import load_beir
-
-    data = matrix.data
-    try:
-        dataset = load_beir(data["test"], data.get("test_split"), skip_bad=True)
-    except Exception as exc:  # the page is still written, without this section
-        logger.warning("report: per-query section left out (test qrels unreadable: %s)", exc)
-        return None
-    return dataset.qrels
 
 
 def _training(matrix: Matrix) -> Section:

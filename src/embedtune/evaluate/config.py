@@ -10,6 +10,9 @@ from embedtune.corpus.config import PassageConfig
 from embedtune.retrieval.cache import default_cache_dir
 from embedtune.retrieval.metrics import DEFAULT_METRICS, parse_metric
 
+# each query's score by system and metric, beside report.json: what a per-query comparison
+# (the compare report's wins and losses) reads without the test collection or the run files
+PER_QUERY_FILE = "per_query.json"
 SYSTEMS = ("bm25", "base", "base-maxp", "base-hybrid", "tuned", "tuned-maxp", "tuned-hybrid")
 
 

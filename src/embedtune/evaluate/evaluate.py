@@ -15,7 +15,7 @@ from embedtune.corpus.load import load_beir
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset
 from embedtune.errors import ConfigError
-from embedtune.evaluate.config import EvalConfig
+from embedtune.evaluate.config import PER_QUERY_FILE, EvalConfig
 from embedtune.evaluate.report import render_markdown
 from embedtune.io import write_json, write_text
 from embedtune.model_folder import passages_of, read_settings
@@ -380,14 +380,15 @@ def _report(
 
 
 def write_outputs(result: EvalResult, output: Path, depth: int) -> None:
-    """report.json, report.md, report.html and one TREC run file per system, each written
-    atomically."""
+    """report.json, report.md, report.html, per_query.json (system → metric → query → value,
+    what ``trec_eval -q`` prints) and one TREC run file per system, each written atomically."""
     from embedtune.evaluate.html import render_html
 
     output.mkdir(parents=True, exist_ok=True)
     for system, run in result.runs.items():
         write_run(output / f"{system}.run", run, tag=system, depth=depth)
     write_json(output / "report.json", result.report)
+    write_json(output / PER_QUERY_FILE, result.per_query)
     write_text(output / "report.md", render_markdown(result.report))
     try:  # a figure that cannot be drawn must not cost the evaluation
         page = render_html(result.report, result.per_query)
