@@ -4,7 +4,8 @@ A full matrix takes longer on 2 CPU cores than one working session, and the run 
 checkpoints, run files: gigabytes) does not travel. What the matrix and the report read from a
 finished cell is small: its ``spec.json`` (the settings it was made with, checked on resume),
 its ``cell.json`` (every number of the matrix) and the per-query nDCG@10 of its test evaluation
-(the report's wins and losses). ``save`` copies those into a folder kept in git; ``restore``
+(the report's wins and losses); and the comparison's ``analysis/`` (the report's corpus
+figures, tens of kilobytes). ``save`` copies those into a folder kept in git; ``restore``
 puts them back into a run folder, where ``embedtune compare`` counts the cells as done and runs
 only the others.
 
@@ -32,6 +33,8 @@ def _finished(folder: Path) -> list[Path]:
 
 
 def save(run: Path, keep: Path) -> None:
+    if (run / "analysis" / "analysis.json").is_file():
+        shutil.copytree(run / "analysis", keep / "analysis", dirs_exist_ok=True)
     for cell in _finished(run):
         target = keep / "cells" / cell.name
         (target / "eval").mkdir(parents=True, exist_ok=True)
@@ -50,6 +53,8 @@ def save(run: Path, keep: Path) -> None:
 
 
 def restore(keep: Path, run: Path) -> None:
+    if (keep / "analysis").is_dir() and not (run / "analysis" / "analysis.json").is_file():
+        shutil.copytree(keep / "analysis", run / "analysis", dirs_exist_ok=True)
     for cell in _finished(keep):
         target = run / "cells" / cell.name
         if (target / "cell.json").is_file():

@@ -47,6 +47,22 @@ def _docs(folder: Path) -> list[dict[str, str]]:
         return [json.loads(line) for line in handle]
 
 
+def synthetic_documents(count: int, rng: random.Random) -> list[str]:
+    """``count`` texts of about 150 words: sentences drawn at random from all four shared
+    collections' documents (realistic length and vocabulary, no topic)."""
+    sentences: list[str] = []
+    for name in ("finance10k/train", "finance10k/test", "mediqa2019-qa", "cranfield", "cacm"):
+        for doc in _docs(SHARED / name):
+            sentences += [s for s in re.split(r"(?<=[.!?])\s+", doc.get("text", "")) if s]
+    texts = []
+    for _ in range(max(0, count)):
+        words: list[str] = []
+        while len(words) < 150:
+            words += rng.choice(sentences).split()
+        texts.append(" ".join(words))
+    return texts
+
+
 def build_corpus(size: int, queries: int, out: Path, seed: int = 0) -> Path:
     """A BEIR folder: finance10k's documents and ``queries`` of its judged questions (split
     ``train``), padded with synthetic passages to ``size`` documents."""
@@ -54,10 +70,6 @@ def build_corpus(size: int, queries: int, out: Path, seed: int = 0) -> Path:
         return out
     rng = random.Random(seed)
     fin_docs = _docs(SHARED / "finance10k" / "train") + _docs(SHARED / "finance10k" / "test")
-    sentences: list[str] = []
-    for name in ("finance10k/train", "finance10k/test", "mediqa2019-qa", "cranfield", "cacm"):
-        for doc in _docs(SHARED / name):
-            sentences += [s for s in re.split(r"(?<=[.!?])\s+", doc.get("text", "")) if s]
     qrels: list[tuple[str, str]] = []
     texts: dict[str, str] = {}
     for split in ("train", "test"):
@@ -76,11 +88,8 @@ def build_corpus(size: int, queries: int, out: Path, seed: int = 0) -> Path:
     with (out / "corpus.jsonl").open("w", encoding="utf-8") as handle:
         for doc in fin_docs:
             handle.write(json.dumps({"_id": doc["_id"], "title": "", "text": doc["text"]}) + "\n")
-        for i in range(max(0, size - len(fin_docs))):
-            words: list[str] = []
-            while len(words) < 150:
-                words += rng.choice(sentences).split()
-            handle.write(json.dumps({"_id": f"s{i}", "title": "", "text": " ".join(words)}) + "\n")
+        for i, text in enumerate(synthetic_documents(size - len(fin_docs), rng)):
+            handle.write(json.dumps({"_id": f"s{i}", "title": "", "text": text}) + "\n")
     with (out / "queries.jsonl").open("w", encoding="utf-8") as handle:
         for qid, _ in chosen:
             handle.write(json.dumps({"_id": qid, "text": texts[qid]}) + "\n")

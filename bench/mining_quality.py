@@ -1,0 +1,240 @@
+"""Test quality and cost of candidate mining and of the BM25 dev pool against today's
+defaults (issue 18).
+
+Three arms, each a (mining, dev pool) pair; the real CLI builds each mining mode's pairs once
+(a fresh embedding cache per mode, so its seconds are its own), trains on them once per seed
+and evaluates on the test split:
+
+- ``corpus``: today's default: every training passage encoded to mine, and the base model
+  searches the whole dev corpus for the dev pool (``dev_pool_from: bm25+base``);
+- ``candidates``: ``--mining candidates`` (only each training query's BM25 top 100 and its
+  judged documents are encoded), today's dev pool;
+- ``candidates+bm25-dev``: candidate mining and ``--dev-pool-from bm25`` (the base model
+  encodes only BM25's top 100 of each dev query and the judged documents).
+
+    .venv/bin/python bench/mining_quality.py --data ../shared/data/finance10k --split train \\
+        --test ../shared/data/finance10k --test-split test --seeds 1,2,3 [--pad 10000]
+
+``--pad N`` first copies the training folder and pads its corpus with synthetic documents
+(bench/scale_bench.py's: ~150 words of sentences drawn from the shared collections) up to N
+documents: a large training corpus for mining and the dev pool to search, with the same
+labeled queries and the same test split. Two arms with the same pairs and the same dev pool
+train the same computation (CPU training is deterministic for a seed), so the later one reuses
+the earlier one's models (said in the output). Rerunning resumes: finished steps are kept in
+bench/out/mining-quality/<name>/.
+
+Writes bench/out/mining-quality/<name>/results.json and prints a Markdown table: pairs-stage
+seconds, training seconds, per seed the test nDCG@10 (dense max-passage) and the mean, and for
+each arm a paired randomization test against ``corpus`` over the test queries (seed-averaged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedtune.retrieval.stats import randomization_test
+
+OUT = Path(__file__).resolve().parent / "out" / "mining-quality"
+EMBEDTUNE = [str(Path(sys.executable).parent / "embedtune")]  # the installed CLI
+ARMS = {  # name → (mining, dev_pool_from)
+    "corpus": ("corpus", "bm25+base"),
+    "candidates": ("candidates", "bm25+base"),
+    "candidates+bm25-dev": ("candidates", "bm25"),
+}
+
+
+def pad(data: Path, split: str, size: int, out: Path) -> Path:
+    """``data`` with its corpus padded by synthetic documents to ``size`` documents."""
+    from scale_bench import synthetic_documents
+
+    if (out / "corpus.jsonl").is_file():
+        return out
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "qrels").mkdir(parents=True)
+    shutil.copy2(data / "queries.jsonl", partial / "queries.jsonl")
+    shutil.copy2(data / "qrels" / f"{split}.tsv", partial / "qrels" / f"{split}.tsv")
+    with (data / "corpus.jsonl").open(encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip()]
+    texts = synthetic_documents(size - len(lines), random.Random(0))
+    with (partial / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"_id": f"pad{i}", "title": "", "text": text}) + "\n")
+    partial.rename(out)
+    return out
+
+
+def timed(command: list[str], env: dict[str, str], log: Path) -> float:
+    """Run one embedtune command (output to ``log``); its wall seconds."""
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as handle:
+        done = subprocess.run(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
+    return time.perf_counter() - started
+
+
+def negatives(pairs: Path) -> dict[str, list[str]]:
+    with (pairs / "pairs.jsonl").open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    return {f"{r['query']}\t{r['positive']}": r.get("negatives", []) for r in rows}
+
+
+def build_pairs(
+    mode: str, args: argparse.Namespace, data: Path, out: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """One mining mode's pairs (``out/pairs-<mode>/pairs``), timed with an empty cache."""
+    where = out / f"pairs-{mode}"
+    where.mkdir(parents=True, exist_ok=True)
+    done = where / "pairs.json"
+    if done.is_file():  # built by an earlier, interrupted invocation
+        return {**json.loads(done.read_text()), "pairs": where / "pairs"}
+    fresh = {**env, "EMBEDTUNE_CACHE": str(where / "cache")}
+    shutil.rmtree(where / "cache", ignore_errors=True)
+    pairs = where / "pairs"
+    shutil.rmtree(pairs, ignore_errors=True)
+    command = [*EMBEDTUNE, "pairs", str(data), "--split", args.split, "-o", str(pairs)]
+    command += ["--mining", mode]
+    seconds = timed(command, fresh, where / "pairs.log")
+    print(f"{mode}: pairs in {seconds:.0f} s", flush=True)
+    done.write_text(json.dumps({"pairs_s": round(seconds, 1)}))
+    return {"pairs_s": round(seconds, 1), "pairs": pairs}
+
+
+def train_and_test(
+    arm: str, seed: int, args: argparse.Namespace, out: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    mining, dev_pool = ARMS[arm]
+    where = out / arm / f"seed-{seed}"
+    done = where / "result.json"
+    if done.is_file():  # measured by an earlier, interrupted invocation
+        return json.loads(done.read_text())
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    model = where / "model"
+    # the pairs folder holds its data and dev split
+    command = [*EMBEDTUNE, "train", "--pairs", str(out / f"pairs-{mining}" / "pairs")]
+    command += ["--seed", str(seed), "-o", str(model), "--dev-pool-from", dev_pool]
+    train_s = timed(command, env, where / "train.log")
+    command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
+    command += [str(model), "--systems", "tuned-maxp", "-o", str(where / "eval")]
+    timed(command, env, where / "eval.log")
+    scores = json.loads((where / "eval" / "per_query.json").read_text())["tuned-maxp"]["ndcg@10"]
+    print(f"{arm} seed {seed}: trained in {train_s:.0f} s", flush=True)
+    result = {"train_s": round(train_s, 1), "per_query": scores}
+    done.write_text(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--test-split", default="test")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--pad", type=int, help="pad the training corpus to this many documents")
+    parser.add_argument("--name", help="results folder name (default: the data folder's)")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    name = args.name or args.data.name + (f"-pad{args.pad}" if args.pad else "")
+    out = OUT / name
+    out.mkdir(parents=True, exist_ok=True)
+    data = pad(args.data, args.split, args.pad, out / "data") if args.pad else args.data
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEDTUNE_CACHE": str(out / "cache")}
+    pairs = {m: build_pairs(m, args, data, out, env) for m in ("corpus", "candidates")}
+    mined = {m: negatives(p["pairs"]) for m, p in pairs.items()}
+    agree = sum(1 for k, v in mined["corpus"].items() if mined["candidates"].get(k) == v)
+    same_pairs = mined["corpus"] == mined["candidates"]
+    seeds_of: dict[str, dict[int, Any]] = {}
+    reused: dict[str, str] = {}
+    for arm, (mining, dev_pool) in ARMS.items():
+        twin = next(
+            (
+                a
+                for a in seeds_of
+                if ARMS[a][1] == dev_pool and (ARMS[a][0] == mining or same_pairs)
+            ),
+            None,
+        )
+        if twin is not None:  # the same pairs and dev pool: the same training (said below)
+            seeds_of[arm], reused[arm] = seeds_of[twin], twin
+            continue
+        seeds_of[arm] = {s: train_and_test(arm, s, args, out, env) for s in seeds}
+    record = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "data": str(args.data),
+        "pad": args.pad,
+        "test": f"{args.test} ({args.test_split})",
+        "pairs": len(mined["corpus"]),
+        "same_negatives": agree,
+        "reused": reused,
+        "arms": {
+            arm: {
+                "mining": ARMS[arm][0],
+                "dev_pool_from": ARMS[arm][1],
+                "pairs_s": pairs[ARMS[arm][0]]["pairs_s"],
+                "train_s": [runs[s]["train_s"] for s in seeds],
+                "ndcg@10": [_mean(runs[s]["per_query"]) for s in seeds],
+            }
+            for arm, runs in seeds_of.items()
+        },
+    }
+    (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    print(summarise(record, seeds_of, seeds))
+
+
+def _mean(scores: dict[str, float]) -> float:
+    return round(float(np.mean(list(scores.values()))), 4)
+
+
+def _averaged(runs: dict[int, Any], seeds: list[int]) -> np.ndarray:
+    """Each test query's nDCG@10 averaged over the seeds (queries in a fixed order)."""
+    queries = sorted(runs[seeds[0]]["per_query"])
+    return np.array([np.mean([runs[s]["per_query"][q] for s in seeds]) for q in queries])
+
+
+def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]) -> str:
+    head = " | ".join(f"seed {s}" for s in seeds)
+    rows = [f"| arm | pairs s | train s (mean) | {head} | mean nDCG@10 | vs corpus |"]
+    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 2))
+    base = _averaged(seeds_of["corpus"], seeds)
+    for arm, r in record["arms"].items():
+        values = " | ".join(f"{v:.4f}" for v in r["ndcg@10"])
+        ours = _averaged(seeds_of[arm], seeds)
+        versus = "—"
+        if arm != "corpus":
+            p = randomization_test(ours, base)
+            versus = f"{(ours - base).mean():+.4f} (p = {p:.3f})"
+        rows.append(
+            f"| {arm} | {r['pairs_s']:.0f} | {np.mean(r['train_s']):.0f} | {values} | "
+            f"{np.mean(r['ndcg@10']):.4f} | {versus} |"
+        )
+    notes = [
+        f"{record['same_negatives']} of {record['pairs']} pairs have the same negatives "
+        "in both mining modes."
+    ]
+    notes += [
+        f"{arm} reuses {twin}'s models (same pairs and dev pool: the same training)."
+        for arm, twin in record["reused"].items()
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(notes)
+
+
+if __name__ == "__main__":
+    main()
