@@ -219,6 +219,9 @@ def interval_dots(
         span = max(high - low, 0.05)
         ax.set_xlim(low - 0.08 * span, high + 0.22 * span)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        if high <= 1.0:  # room for the value's label past 1, but no tick a metric cannot reach
+            ticks = MaxNLocator(nbins=4).tick_values(*ax.get_xlim())
+            ax.set_xticks([t for t in ticks if ax.get_xlim()[0] <= t <= 1.0 + 1e-9])
         ax.set_title(metric, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     # one legend for the figure, under the panels (inside a small panel it hides the dots):
@@ -262,10 +265,12 @@ def scatter(
     xlabel: str,
     ylabel: str,
     logx: bool = False,
+    xmax: float | None = None,
     references: dict[str, float] | None = None,
     caption: str = "",
 ) -> str:
-    """Labelled points (one marker and colour each) with y-intervals and baseline lines."""
+    """Labelled points (one marker and colour each) with y-intervals and baseline lines;
+    ``xmax`` caps the x-axis (a share cannot pass 100%)."""
     fig = _figure(7.5, 4.2)
     ax = fig.add_subplot()
     points = [p for p in points if _finite(p.x, p.y)]
@@ -281,6 +286,10 @@ def scatter(
     _references(ax, references or {}, vertical=False)
     if logx:
         _plain_log(ax)
+        # a little room past the points, not the decades matplotlib would add around them
+        xs = [p.x for p in points if p.x > 0]
+        if xs:
+            ax.set_xlim(min(xs) / 1.6, min(max(xs) * 1.6, xmax or math.inf))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -344,7 +353,8 @@ def win_loss(rows: Sequence[tuple[str, int, int, int]], *, caption: str = "") ->
     ax.set_yticks(ys, [r[0] for r in rows])
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of judged queries")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
+    # beside the bars: under them it collides with the axis label when there are few rows
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     return figure_svg(fig, caption)
 
 

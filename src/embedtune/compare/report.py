@@ -102,6 +102,7 @@ def _cost(matrix: Matrix) -> Section:
     ) + scatter(
         points(lambda c: 100 * c.trainable_parameters / max(c.parameters, 1)),
         xlabel="weights trained, % of the model (log)",
+        xmax=150,
         ylabel="dense nDCG@10",
         logx=True,
         references=references,
