@@ -364,6 +364,7 @@ def test_a_bad_probe_set_fails_before_training(
 def test_ewc_holds_the_weights_the_general_pairs_need_near_the_base(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:
+    import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from embedtune.train.ewc import EWCLoss, fisher_diagonal
@@ -378,7 +379,20 @@ def test_ewc_holds_the_weights_the_general_pairs_need_near_the_base(
     fisher = fisher_diagonal(model, loss, [Pair(q, d) for q, d in texts], batch_size=8)
     values = np.concatenate([f.numpy().ravel() for f in fisher.values()])
     assert values.min() >= 0 and values.mean() == pytest.approx(1.0, rel=1e-4)
-    assert EWCLoss(loss, model, fisher, 1.0).penalty().item() == 0.0
+    ewc = EWCLoss(loss, model, fisher, 1.0)
+    assert ewc.penalty().item() == 0.0
+    # and it grows away from them, quadratically: every weight moved by δ, then by 2δ
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in fisher:
+            params[name] += 0.01
+        near = ewc.penalty().item()
+        for name in fisher:
+            params[name] += 0.01
+        far = ewc.penalty().item()
+        for name in fisher:  # back to the base weights for what follows
+            params[name] -= 0.02
+    assert near > 0 and far == pytest.approx(4 * near, rel=1e-3)
 
     def weighted_drift(out: Path) -> float:
         """Σ F (θ − θ*)²: how far the weights the general pairs need moved (what EWC bounds)."""
