@@ -70,7 +70,7 @@ def lora_vs_full(m: Matrix, folder: Path) -> list[str]:
             f"- {full.name} vs {lora.name} ({full.pairs} pairs): full − lora = {gap:+.1f} "
             f"points dense ({_p(p)}), {hybrid:+.1f} hybrid — {within} 2–5 points."
         )
-    return lines
+    return lines or ["- full and lora not both measured."]
 
 
 def _fractions(m: Matrix) -> list[str]:
