@@ -8,6 +8,7 @@ import math
 from embedtune.figures import (
     Interval,
     Point,
+    fragmentation,
     interval_dots,
     page,
     scatter,
@@ -29,5 +30,14 @@ def test_figures_draw_what_they_can_and_nothing_when_there_is_nothing() -> None:
     assert "<svg" in scatter([Point("a", 1.0, 0.5, 0.5 + 1e-16, 0.5)], xlabel="x", ylabel="y")
     assert signed_bars([("nan", math.nan, "")], xlabel="x") == ""
     assert "<svg" in signed_bars([("a", -0.02, "p 0.03 *"), ("b", 0.0, "")], xlabel="x")
+    # log axes print plain numbers: with mathtext off, matplotlib's 10^k labels would show
+    # as their source (`$\mathdefault{10^{-1}}$`)
+    shares = {"1": 0.9, "2": 0.07, "3": 0.02, "5+": 0.001}
+    svg = fragmentation({"corpus": {"pieces": shares}, "reference": {"pieces": shares}})
+    points = [Point("a", 0.05, 0.5), Point("b", 100.0, 0.6)]
+    logx = scatter(points, xlabel="x", ylabel="y", logx=True)
+    for drawn in (svg, logx):
+        assert "<svg" in drawn and "mathdefault" not in drawn and "$" not in drawn
+    assert ">0.01<" in svg
     html = page("t <b>", "s", [])
     assert "t &lt;b&gt;" in html and "<script" not in html

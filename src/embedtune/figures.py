@@ -423,7 +423,7 @@ def fragmentation(analysis: dict[str, Any], *, caption: str = "") -> str:
             color=PALETTE[i],
             label=label,
         )
-    ax.set_yscale("log")
+    _plain_log(ax, axis="y")  # 0.01, not 10^-2 (mathtext is off: it would print as source)
     ax.set_xticks(xs, [f"{b} piece{'s' if b != '1' else ''}" for b in bins])
     ax.set_ylabel("share of words (log)")
     ax.grid(axis="y", alpha=0.3)

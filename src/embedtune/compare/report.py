@@ -5,7 +5,6 @@ curves, forgetting, the EWC weight chosen on dev, and the corpus's fragmentation
 from __future__ import annotations
 
 import json
-import logging
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ from embedtune.figures import (
     table,
     win_loss,
 )
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["query_outcomes", "render_compare_html"]
 
