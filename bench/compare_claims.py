@@ -2,9 +2,10 @@
 
     python bench/compare_claims.py runs/compare-finance10k [--model base]
 
-Prints Markdown for BENCHMARKS.md. Every sentence is computed from the folder's cells
-(cell.json and the per-query nDCG@10 in eval/per_query.json) and the test queries; nothing is
-typed in by hand. The claims, as every guide's table states them:
+Prints Markdown for BENCHMARKS.md. Every sentence is computed from the folder's finished cells
+(cell.json and the per-query nDCG@10 in eval/per_query.json; a folder restored by
+compare_snapshot.py has both) and the test queries; nothing is typed in by hand. The claims,
+as every guide's table states them:
 
 1. "LoRA lands within 2–5 points of full fine-tuning": full − lora in nDCG@10 points (dense
    and hybrid), with a paired randomization test over the test queries, and the same at each
@@ -27,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from embedtune.compare.matrix import Matrix
+from embedtune.compare.config import CellSpec
+from embedtune.compare.matrix import CellResult, Matrix, build_matrix
 from embedtune.corpus.load import load_beir
 from embedtune.corpus.vocab import count_words, fragmented_terms, is_uncased, tokenize_words
 from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL, randomization_test
@@ -130,7 +132,7 @@ def mlm_rare_terms(m: Matrix, folder: Path, model: str) -> list[str]:
         ("without", sorted(q for q in a if q not in rare)),
     ):
         gap, p = paired(a, b, queries)
-        lines.append(f"- {len(queries)} test queries {label}: mlm − full = {gap:+.1f} ({_p(p)})")
+        lines.append(f"- {len(queries)} test queries {label}: mlm − full = {gap:+.1f} points ({_p(p)})")
     return lines
 
 
@@ -158,6 +160,15 @@ def weak_labels(m: Matrix) -> list[str]:
     return lines
 
 
+def finished(folder: Path) -> Matrix:
+    """The matrix of the cells finished so far (``matrix.json`` is written only when a
+    ``compare`` command ends; a running comparison already has more)."""
+    done = sorted(folder.glob("cells/*/cell.json"))
+    cells = [CellResult.model_validate_json(p.read_text()) for p in done]
+    spec = CellSpec.model_validate_json((done[0].parent / "spec.json").read_text())
+    return build_matrix(cells, [], spec.data.model_dump(mode="json"))
+
+
 def _sig(s: Any) -> str:
     if s is None:
         return "not tested"
@@ -169,7 +180,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--model", default="base", help="the base model (its tokenizer)")
     args = parser.parse_args()
-    m = Matrix.model_validate_json((args.folder / "matrix.json").read_text())
+    m = finished(args.folder)
     for title, lines in (
         ("LoRA within 2–5 points of full", lora_vs_full(m, args.folder)),
         ("Adapters forget least", forgetting(m)),
