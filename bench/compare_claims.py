@@ -132,7 +132,9 @@ def mlm_rare_terms(m: Matrix, folder: Path, model: str) -> list[str]:
         ("without", sorted(q for q in a if q not in rare)),
     ):
         gap, p = paired(a, b, queries)
-        lines.append(f"- {len(queries)} test queries {label}: mlm − full = {gap:+.1f} points ({_p(p)})")
+        lines.append(
+            f"- {len(queries)} test queries {label}: mlm − full = {gap:+.1f} points ({_p(p)})"
+        )
     return lines
 
 
