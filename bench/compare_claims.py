@@ -51,7 +51,8 @@ def paired(a: dict[str, float], b: dict[str, float], queries: list[str]) -> tupl
 
 
 def _p(p: float) -> str:
-    return f"p = {p:.3f}" + (" (significant)" if p < SIGNIFICANCE_LEVEL else "")
+    shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return shown + (" (significant)" if p < SIGNIFICANCE_LEVEL else "")
 
 
 def lora_vs_full(m: Matrix, folder: Path) -> list[str]:
