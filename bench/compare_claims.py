@@ -102,8 +102,8 @@ def forgetting(m: Matrix) -> list[str]:
     return [*lines, verdict]
 
 
-def rare_term_queries(data: str, split: str, model: str) -> tuple[set[str], int]:
-    """The test queries holding a rare fragmented word (and how many test queries there are)."""
+def rare_term_queries(data: str, split: str, model: str) -> set[str]:
+    """The test queries holding a rare fragmented word."""
     from transformers import AutoTokenizer
 
     from embedtune.models import resolve_model
@@ -118,7 +118,7 @@ def rare_term_queries(data: str, split: str, model: str) -> tuple[set[str], int]
         terms, _ = fragmented_terms(counts, ids, 1, RARE_ZIPF)
         if terms:
             rare.add(qid)
-    return rare, len(dataset.queries)
+    return rare
 
 
 def mlm_rare_terms(m: Matrix, folder: Path, model: str) -> list[str]:
@@ -126,7 +126,7 @@ def mlm_rare_terms(m: Matrix, folder: Path, model: str) -> list[str]:
     if not {"mlm", "full"} <= names:
         return ["- mlm or full not measured."]
     a, b = per_query(folder, "mlm"), per_query(folder, "full")
-    rare, _ = rare_term_queries(m.data["test"], m.data.get("test_split"), model)
+    rare = rare_term_queries(m.data["test"], m.data.get("test_split"), model)
     lines = []
     for label, queries in (
         ("with a rare fragmented term", sorted(q for q in a if q in rare)),
