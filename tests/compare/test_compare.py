@@ -321,6 +321,8 @@ def test_ewc_cell_trains_once_per_weight_and_keeps_the_one_dev_chooses(
         general_pairs=str(tmp_path / "general.work/pairs.jsonl"),
     )
     config["approaches"] = ["full+ewc"]
+    # only the systems the matrix reads (what examples/compare-mediqa.yaml asks for)
+    config["eval"] = {"systems": ["bm25", "base-maxp", "base-hybrid", "tuned-maxp", "tuned-hybrid"]}
     (spec,) = plan_cells(CompareConfig.model_validate(config))
     folder = tmp_path / "cmp" / "cells" / spec.name
     folder.mkdir(parents=True)
@@ -331,6 +333,9 @@ def test_ewc_cell_trains_once_per_weight_and_keeps_the_one_dev_chooses(
     best = max(p.dev_ndcg for p in ewc.grid)
     kept = next(p for p in ewc.grid if p.value == ewc.grid_choice)
     assert kept.dev_ndcg >= best - 0.01
+    assert set(ewc.scores) == {"tuned-maxp", "tuned-hybrid"}
+    assert set(ewc.baselines) == {"bm25", "base-maxp", "base-hybrid"}
+    assert not (folder / "eval" / "tuned.run").exists()  # the whole-document systems not run
     assert all(p.dev_ndcg < best - 0.01 for p in ewc.grid if p.value > kept.value)
     settings = json.loads((folder / "model" / "embedtune.json").read_text())
     assert settings["forgetting"]["ewc"]["weight"] == ewc.grid_choice
