@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from embedtune.compare.matrix import adapter_mb
 from embedtune.corpus.pairs import Pair
 from embedtune.errors import ConfigError
 from embedtune.models import load_model, resolve_model
@@ -79,6 +80,11 @@ def test_lora_adapter_folder_records_its_base_and_matches_the_merged_model(
 ) -> None:
     folder = lora_runs["adapter"]
     assert (folder / "adapter_model.safetensors").is_file()
+    # the compare matrix's adapter-only size, computed from the trained weights, is the file's
+    trainable = json.loads((folder / "embedtune.json").read_text())["training"]
+    on_disk = (folder / "adapter_model.safetensors").stat().st_size / 2**20
+    computed = adapter_mb("lora", trainable["trainable_parameters"])
+    assert computed is not None and 0 <= on_disk - computed < 0.05  # + the tensor index
     assert not (folder / "model.safetensors").exists()
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == train_model_dir.name  # a name, not a path

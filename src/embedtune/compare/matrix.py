@@ -20,6 +20,7 @@ __all__ = [
     "SYSTEMS",
     "CellResult",
     "Matrix",
+    "adapter_mb",
     "build_matrix",
     "cell_result",
     "render_markdown",
@@ -32,6 +33,12 @@ SYSTEMS = ("tuned-maxp", "tuned-hybrid")
 BASELINES = ("bm25", "base-maxp", "base-hybrid")
 METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100")
 _OWN_BASE = {"tuned-maxp": "base-maxp", "tuned-hybrid": "base-hybrid"}
+# Strategies that can be shipped as the adapter alone (``save_adapter: true``: PEFT's
+# adapter_model.safetensors, the trained weights in fp32, beside a base model the server
+# already holds). A comparison saves them merged, so that size is computed from the trained
+# weights; tests/train/test_strategies.py checks it against a saved adapter.
+ADAPTER_STRATEGIES = ("lora", "ia3", "adapter")
+_FP32_BYTES = 4
 
 
 class _Record(BaseModel):
@@ -299,6 +306,18 @@ def _share(cell: CellResult) -> float:
     return cell.trainable_parameters / max(cell.parameters, 1)
 
 
+def adapter_mb(strategy: str, trainable_parameters: int) -> float | None:
+    """What a strategy's adapter alone weighs on disk, where it can be saved alone (else None)."""
+    if strategy not in ADAPTER_STRATEGIES:
+        return None
+    return trainable_parameters * _FP32_BYTES / 2**20
+
+
+def _size(cell: CellResult) -> str:
+    alone = adapter_mb(cell.strategy, cell.trainable_parameters)
+    return f"{cell.size_mb:.1f}" if alone is None else f"{cell.size_mb:.1f} (adapter {alone:.1f})"
+
+
 def render_table_rows(matrix: Matrix) -> tuple[list[str], list[list[str]]]:
     """The matrix's header and one row of text per cell (Markdown and HTML share them)."""
     head = [
@@ -321,7 +340,7 @@ def render_table_rows(matrix: Matrix) -> tuple[list[str], list[list[str]]]:
             str(cell.pairs),
             f"{cell.wall_seconds:.0f}",
             f"{cell.peak_rss_mb:.0f}",
-            f"{cell.size_mb:.1f}",
+            _size(cell),
             _forgot(cell),
         ]
         for cell in matrix.cells
