@@ -5,7 +5,7 @@
 Prints Markdown for BENCHMARKS.md. Every sentence is computed from the folder's finished cells
 (cell.json and the per-query nDCG@10 in eval/per_query.json; a folder restored by
 compare_snapshot.py has both) and the test queries; nothing is typed in by hand. The claims,
-as every guide's table states them:
+as every guide's table states them (and first the table itself, each entry measured):
 
 1. "LoRA lands within 2–5 points of full fine-tuning": full − lora in nDCG@10 points (dense
    and hybrid), with a paired randomization test over the test queries, and the same at each
@@ -163,6 +163,60 @@ def weak_labels(m: Matrix) -> list[str]:
     return lines
 
 
+def _labels(c: CellResult, cells: dict[str, CellResult]) -> str:
+    """The labels an approach used, and for a learning-curve approach the fewest with which
+    it already beat the base model significantly."""
+    if c.approach == "weak":
+        return "none (pseudo-queries from the corpus)"
+    curve = sorted(
+        (x for x in cells.values() if x.approach == c.approach and x.fraction < 1),
+        key=lambda x: x.fraction,
+    )
+    enough = next((x for x in [*curve, c] if _beats_base(x)), None)
+    if not curve:
+        return f"{c.pairs} pairs"
+    if enough is None:
+        return f"{c.pairs} pairs; never beats base significantly"
+    return f"{c.pairs} pairs; beats base from {enough.pairs} ({enough.fraction:g})"
+
+
+def _beats_base(c: CellResult) -> bool:
+    test = c.scores["tuned-maxp"]["ndcg@10"].vs_base
+    return test is not None and test.significant and test.diff > 0
+
+
+def guide_table(m: Matrix) -> list[str]:
+    """The guide's table (labeled data required, compute cost, forgetting risk, best fit)
+    with every entry measured: one row per approach at all of its labels."""
+    cells = {c.name: c for c in m.cells}
+    full = cells.get("full")
+    base = full.baselines["base-maxp"]["ndcg@10"] if full else None
+    rows = [
+        "| approach | labels used | dense nDCG@10 (vs base) | share of full's gain | "
+        "trainable | training s / cell s | peak RSS GB | probe Δ (p) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in m.cells:
+        if c.fraction < 1:
+            continue
+        score = c.scores["tuned-maxp"]["ndcg@10"]
+        share = "—"
+        if full is not None and base is not None and c.name != "full":
+            full_gain = full.scores["tuned-maxp"]["ndcg@10"].value - base
+            share = f"{(score.value - base) / full_gain:.0%}" if full_gain > 0 else "—"
+        probe = ", ".join(
+            f"{x.change * 100:+.1f} ({x.p:.2f})" if x.p is not None else f"{x.change * 100:+.1f}"
+            for x in c.forgetting
+        )
+        rows.append(
+            f"| {c.name} | {_labels(c, cells)} | {score.value:.3f} ({_short(score.vs_base)}) | "
+            f"{share} | {c.trainable_parameters / c.parameters:.1%} | "
+            f"{c.train_seconds:,.0f} / {c.wall_seconds:,.0f} | {c.peak_rss_mb / 1024:.1f} | "
+            f"{probe or '—'} |"
+        )
+    return rows
+
+
 def finished(folder: Path) -> Matrix:
     """The matrix of the cells finished so far (``matrix.json`` is written only when a
     ``compare`` command ends; a running comparison already has more)."""
@@ -170,6 +224,13 @@ def finished(folder: Path) -> Matrix:
     cells = [CellResult.model_validate_json(p.read_text()) for p in done]
     spec = CellSpec.model_validate_json((done[0].parent / "spec.json").read_text())
     return build_matrix(cells, [], spec.data.model_dump(mode="json"))
+
+
+def _short(s: Any) -> str:
+    if s is None:
+        return "not tested"
+    p = "p < 0.001" if s.p < 0.001 else f"p {s.p:.3f}"
+    return f"{s.diff * 100:+.1f}, {p}"
 
 
 def _sig(s: Any) -> str:
@@ -185,6 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     m = finished(args.folder)
     for title, lines in (
+        ("The guide's table, measured", guide_table(m)),
         ("LoRA within 2–5 points of full", lora_vs_full(m, args.folder)),
         ("Adapters forget least", forgetting(m)),
         ("MLM helps rare terms", mlm_rare_terms(m, args.folder, args.model)),
