@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from embedtune.compare.config import CellSpec
-from embedtune.compare.matrix import CellResult, Matrix, build_matrix
+from embedtune.compare.matrix import CellResult, Matrix, build_matrix, dense_gain
 from embedtune.corpus.load import load_beir
 from embedtune.corpus.vocab import count_words, fragmented_terms, is_uncased, tokenize_words
 from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL, randomization_test
@@ -190,7 +190,7 @@ def guide_table(m: Matrix) -> list[str]:
     with every entry measured: one row per approach at all of its labels."""
     cells = {c.name: c for c in m.cells}
     full = cells.get("full")
-    base = full.baselines["base-maxp"]["ndcg@10"] if full else None
+    full_gain = dense_gain(full) if full else None
     rows = [
         "| approach | labels used | dense nDCG@10 (vs base) | share of full's gain | "
         "trainable | training s / cell s | peak RSS GB | probe Δ (p) |",
@@ -200,10 +200,9 @@ def guide_table(m: Matrix) -> list[str]:
         if c.fraction < 1:
             continue
         score = c.scores["tuned-maxp"]["ndcg@10"]
-        share = "—"
-        if full is not None and base is not None and c.name != "full":
-            full_gain = full.scores["tuned-maxp"]["ndcg@10"].value - base
-            share = f"{(score.value - base) / full_gain:.0%}" if full_gain > 0 else "—"
+        gain, share = dense_gain(c), "—"
+        if c.name != "full" and gain is not None and full_gain is not None and full_gain > 0:
+            share = f"{gain / full_gain:.0%}"
         probe = ", ".join(
             f"{x.change * 100:+.1f} ({x.p:.2f})" if x.p is not None else f"{x.change * 100:+.1f}"
             for x in c.forgetting
@@ -213,6 +212,64 @@ def guide_table(m: Matrix) -> list[str]:
             f"{share} | {c.trainable_parameters / c.parameters:.1%} | "
             f"{c.train_seconds:,.0f} / {c.wall_seconds:,.0f} | {c.peak_rss_mb / 1024:.1f} | "
             f"{probe or '—'} |"
+        )
+    return rows
+
+
+def metrics_table(m: Matrix) -> list[str]:
+    """Every approach at all of its labels on the four metrics (dense; hybrid nDCG@10 beside),
+    each ± half its 95% bootstrap interval, and the dev score training kept."""
+    rows = [
+        "| approach | nDCG@10 | MRR@10 | Recall@100 | MAP@100 | hybrid nDCG@10 (vs base hybrid) "
+        "| dev nDCG@10 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in m.cells:
+        if c.fraction < 1:
+            continue
+        dense = c.scores["tuned-maxp"]
+        hybrid = c.scores["tuned-hybrid"]["ndcg@10"]
+        dev = c.dev.get("tuned", {}).get("ndcg@10") if c.dev else None
+        values = " | ".join(
+            f"{dense[k].value:.3f} ± {(dense[k].high - dense[k].low) / 2:.3f}"
+            for k in ("ndcg@10", "mrr@10", "recall@100", "map@100")
+        )
+        rows.append(
+            f"| {c.name} | {values} | {hybrid.value:.3f} ({_short(hybrid.vs_base)}) | "
+            f"{'—' if dev is None else f'{dev:.3f}'} |"
+        )
+    base = m.cells[0].baselines if m.cells else {}
+    rows.append("")
+    rows.append(
+        "Baselines (test): "
+        + ", ".join(f"{k} {v['ndcg@10']:.3f}" for k, v in base.items() if "ndcg@10" in v)
+        + " nDCG@10."
+    )
+    return rows
+
+
+def learning_table(m: Matrix) -> list[str]:
+    """Quality against the share of labeled training queries, per learning-curve approach
+    (same dev, same test): dense and hybrid nDCG@10 with the test against the base model's."""
+    curve = sorted(
+        (c for c in m.cells if c.approach in m.learning_curve),
+        key=lambda c: (c.approach, c.fraction),
+    )
+    if not curve:
+        return ["- no learning curve measured."]
+    rows = [
+        "| approach | share of training queries | pairs | steps | dense nDCG@10 (vs base) | "
+        "hybrid nDCG@10 (vs base hybrid) | dev nDCG@10 | training s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in curve:
+        dense, hybrid = c.scores["tuned-maxp"]["ndcg@10"], c.scores["tuned-hybrid"]["ndcg@10"]
+        dev = c.dev.get("tuned", {}).get("ndcg@10") if c.dev else None
+        rows.append(
+            f"| {c.approach} | {c.fraction:g} | {c.pairs} | {c.steps} | "
+            f"{dense.value:.3f} ({_short(dense.vs_base)}) | "
+            f"{hybrid.value:.3f} ({_short(hybrid.vs_base)}) | "
+            f"{'—' if dev is None else f'{dev:.3f}'} | {c.train_seconds:,.0f} |"
         )
     return rows
 
@@ -245,8 +302,16 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="the base model (its tokenizer)")
     args = parser.parse_args()
     m = finished(args.folder)
+    total = sum(c.wall_seconds for c in m.cells)
+    training = sum(c.train_seconds for c in m.cells)
+    print(
+        f"{len(m.cells)} cells finished; their processes ran {total / 3600:.1f} h in all "
+        f"({training / 3600:.1f} h of it training), one after another.\n"
+    )
     for title, lines in (
         ("The guide's table, measured", guide_table(m)),
+        ("Every metric, dense (hybrid nDCG@10 beside)", metrics_table(m)),
+        ("Learning curves: how many labels", learning_table(m)),
         ("LoRA within 2–5 points of full", lora_vs_full(m, args.folder)),
         ("Adapters forget least", forgetting(m)),
         ("MLM helps rare terms", mlm_rare_terms(m, args.folder, args.model)),

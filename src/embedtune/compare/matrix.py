@@ -23,6 +23,7 @@ __all__ = [
     "adapter_mb",
     "build_matrix",
     "cell_result",
+    "dense_gain",
     "render_markdown",
     "render_table_rows",
 ]
@@ -203,7 +204,7 @@ def _ndcg(cell: CellResult, system: str = "tuned-maxp") -> float | None:
     return None if score is None else score.value
 
 
-def _gain(cell: CellResult) -> float | None:
+def dense_gain(cell: CellResult) -> float | None:
     """Dense nDCG@10 over the base model's dense (max-passage) nDCG@10."""
     value, base = _ndcg(cell), cell.baselines.get("base-maxp", {}).get("ndcg@10")
     return None if value is None or base is None else value - base
@@ -221,7 +222,7 @@ def _verdict(cell: CellResult, full: CellResult | None) -> str:
     """One line from the numbers: the share of full's gain, the share of weights trained,
     the tests against the base model and BM25, and what it forgot."""
     parts = []
-    gain, full_gain = _gain(cell), None if full is None else _gain(full)
+    gain, full_gain = dense_gain(cell), None if full is None else dense_gain(full)
     share = _share(cell)
     reference = cell is not full and full_gain is not None and full_gain > 0
     if reference and gain is not None and full_gain is not None:
