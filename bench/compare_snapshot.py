@@ -13,7 +13,9 @@ only the others.
     python bench/compare_snapshot.py restore bench/results/finance10k runs/compare-finance10k
 
 A restored cell keeps the wall time and memory measured where it ran; BENCHMARKS.md says which
-session measured which cells.
+session measured which cells. The comparison's shared pairs (``pairs/<key>/``, built by the
+first cell that needs them) travel too, when small: without them the next session's first cell
+would build them again, and its wall time would hold that work where its predecessors' did not.
 """
 
 from __future__ import annotations
@@ -28,6 +30,29 @@ _SYSTEMS = ("tuned-maxp", "base-maxp", "bm25")
 _METRIC = "ndcg@10"
 
 
+_PAIRS_LIMIT_MB = 50  # a pairs store larger than this stays behind (git is not for data)
+
+
+def _copy_pairs(source: Path, target: Path) -> None:
+    """Each shared pairs store of ``source`` that ``target`` lacks (files only: they are
+    flat), when it is small enough to keep."""
+    for store in sorted((source / "pairs").glob("*")):
+        if not store.is_dir() or (target / "pairs" / store.name).exists():
+            continue
+        size = sum(f.stat().st_size for f in store.iterdir() if f.is_file())
+        if size > _PAIRS_LIMIT_MB * 1e6:
+            print(f"pairs/{store.name}: {size / 1e6:.0f} MB, not copied")
+            continue
+        partial = target / "pairs" / f".{store.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for file in store.iterdir():
+            if file.is_file():
+                shutil.copy2(file, partial / file.name)
+        partial.rename(target / "pairs" / store.name)
+        print(f"copied pairs/{store.name}")
+
+
 def _finished(folder: Path) -> list[Path]:
     return sorted(p.parent for p in (folder / "cells").glob("*/cell.json"))
 
@@ -35,6 +60,7 @@ def _finished(folder: Path) -> list[Path]:
 def save(run: Path, keep: Path) -> None:
     if (run / "analysis" / "analysis.json").is_file():
         shutil.copytree(run / "analysis", keep / "analysis", dirs_exist_ok=True)
+    _copy_pairs(run, keep)
     for cell in _finished(run):
         target = keep / "cells" / cell.name
         (target / "eval").mkdir(parents=True, exist_ok=True)
@@ -55,6 +81,7 @@ def save(run: Path, keep: Path) -> None:
 def restore(keep: Path, run: Path) -> None:
     if (keep / "analysis").is_dir() and not (run / "analysis" / "analysis.json").is_file():
         shutil.copytree(keep / "analysis", run / "analysis", dirs_exist_ok=True)
+    _copy_pairs(keep, run)
     for cell in _finished(keep):
         target = run / "cells" / cell.name
         if (target / "cell.json").is_file():

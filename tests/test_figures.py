@@ -41,3 +41,26 @@ def test_figures_draw_what_they_can_and_nothing_when_there_is_nothing() -> None:
     assert ">0.01<" in svg
     html = page("t <b>", "s", [])
     assert "t &lt;b&gt;" in html and "<script" not in html
+
+
+def test_scatter_labels_of_points_in_one_place_do_not_overlap() -> None:
+    # full and its defences: the same share of weights, nearly the same score
+    from matplotlib.figure import Figure
+
+    from embedtune.figures import _label_points
+
+    points = [
+        Point(name, 100.0, 0.850 - i * 0.0005)
+        for i, name in enumerate(["full", "full+general", "full+interpolate", "full+ewc", "mlm"])
+    ]
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0.05, 100.0], [0.80, 0.87])
+    ax.set_xscale("log")
+    _label_points(fig, ax, points)
+    labels = [t for t in ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == sorted(p.label for p in points)
+    boxes = [t.get_window_extent() for t in labels]
+    for i, a in enumerate(boxes):
+        assert not any(a.overlaps(b) for b in boxes[i + 1 :]), labels[i].get_text()
+        assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1  # none runs off the figure

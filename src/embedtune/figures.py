@@ -282,7 +282,6 @@ def scatter(
             yerr = [[max(p.y - p.low, 0.0)], [max(p.high - p.y, 0.0)]]
         color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
         ax.errorbar([p.x], [p.y], yerr=yerr, fmt=marker, color=color, capsize=3, markersize=7)
-        ax.annotate(p.label, (p.x, p.y), xytext=(5, 4), textcoords="offset points", fontsize=8)
     _references(ax, references or {}, vertical=False)
     if logx:
         _plain_log(ax)
@@ -295,7 +294,63 @@ def scatter(
     ax.grid(alpha=0.3)
     if references:
         ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    _label_points(fig, ax, points)
     return figure_svg(fig, caption)
+
+
+# where a point's label may go, in points from it: right, left, then further up and down
+_LABEL_OFFSETS = [
+    (dx, dy, ha)
+    for dy in (4, -11, 14, -21, 24, -31, 34, -41)
+    for dx, ha in ((6, "left"), (-6, "right"))
+]
+
+
+def _label_points(fig: Figure, ax: Any, points: Sequence[Point]) -> None:
+    """Each point's label beside it, at the first nearby place that overlaps no marker,
+    no label already placed and stays inside the figure: points that share an x or a y
+    (full and its defences at 100% of the weights) would otherwise print over each other."""
+    fig.draw_without_rendering()  # lays the figure out, so the extents below are final
+    taken = [_marker_box(ax, p) for p in points]
+    for p in sorted(points, key=lambda q: -q.y):
+        label = ax.annotate(
+            p.label,
+            (p.x, p.y),
+            xytext=_LABEL_OFFSETS[0][:2],
+            textcoords="offset points",
+            fontsize=8,
+        )
+        dx, dy, ha = _free_place(fig, label, taken)
+        if (dx, dy, ha) not in _LABEL_OFFSETS[:2]:  # moved off its point: a thin leader line
+            ax.annotate(
+                "",
+                (p.x, p.y),
+                xytext=(dx, dy + 3),
+                textcoords="offset points",
+                arrowprops={"arrowstyle": "-", "color": "#777", "linewidth": 0.6},
+            )
+        taken.append(label.get_window_extent())
+
+
+def _free_place(fig: Figure, label: Any, taken: list[Any]) -> tuple[int, int, str]:
+    """Move ``label`` to the first offset that is free and inside ``fig``, or (crowded
+    everywhere) to the usual one."""
+    canvas = fig.bbox
+    for dx, dy, ha in [*_LABEL_OFFSETS, _LABEL_OFFSETS[0]]:
+        label.set_position((dx, dy))
+        label.set_horizontalalignment(ha)
+        box = label.get_window_extent()
+        inside = canvas.x0 <= box.x0 and box.x1 <= canvas.x1 and box.y0 >= canvas.y0
+        if inside and not any(box.overlaps(t) for t in taken):
+            break
+    return dx, dy, ha
+
+
+def _marker_box(ax: Any, p: Point) -> Any:
+    from matplotlib.transforms import Bbox
+
+    x, y = ax.transData.transform((p.x, p.y))
+    return Bbox.from_extents(x - 4, y - 4, x + 4, y + 4)
 
 
 @_styled
