@@ -182,7 +182,10 @@ def test_cells_run_once_each_and_make_the_matrix(
         ({"approaches": ["full", "lorra"]}, "unknown approach 'lorra': choose from full, lora"),
         ({"approaches": ["full+general"]}, "approach 'full+general' needs general_pairs"),
         ({"approaches": ["full+ewc"]}, "approach 'full+ewc' needs general_pairs"),
-        ({"general_pairs": "/nope/general.jsonl"}, "general_pairs: /nope/general.jsonl"),
+        (
+            {"approaches": ["full+ewc"], "general_pairs": "/nope/general.jsonl"},
+            "general_pairs: /nope/general.jsonl is not a file (read by full+ewc)",
+        ),
         (
             {"learning_curve": {"fractions": [0.5], "approaches": ["weak"]}},
             "'weak' uses no labeled queries",
@@ -343,3 +346,11 @@ def test_ewc_cell_trains_once_per_weight_and_keeps_the_one_dev_chooses(
     assert not (folder / "grid" / f"ewc_weight={ewc.grid_choice:g}" / "model").exists()
     matrix = build_matrix([ewc], [], CompareConfig.model_validate(config).data.model_dump())
     assert "<h2>Chosen on dev</h2>" in render_compare_html(matrix, tmp_path / "cmp")
+    # finished, it renders its matrix again without the general pairs it was made with
+    (tmp_path / "general.work" / "pairs.jsonl").unlink()
+    # (and from YAML, whose writer sorted the keys the cell's spec has in another order)
+    before = _mtimes(tmp_path / "cmp")
+    again = runner.invoke(app, ["compare", str(_write(tmp_path, config))])
+    assert again.exit_code == 0, again.output
+    assert _mtimes(tmp_path / "cmp") == before  # the cell was not run again
+    assert (tmp_path / "cmp" / "report.html").is_file()

@@ -31,6 +31,7 @@ __all__ = [
     "CompareConfig",
     "GridSpec",
     "LearningCurveConfig",
+    "check_general_pairs",
     "load_compare_config",
     "plan_cells",
 ]
@@ -148,8 +149,16 @@ def _check_names(config: CompareConfig) -> None:
             raise ConfigError(
                 f"learning_curve: '{name}' uses no labeled queries, so it has no curve over them"
             )
-    if config.general_pairs is not None and not Path(config.general_pairs).is_file():
-        raise ConfigError(f"general_pairs: {config.general_pairs} is not a file")
+
+
+def check_general_pairs(config: CompareConfig, to_run: list[CellSpec]) -> None:
+    """The general pairs file must exist while a cell that reads it is still to run (a
+    comparison whose such cells are all done renders its report without it)."""
+    reads = [c.name for c in to_run if "general_pairs" in c.recipe]
+    if reads and not Path(str(config.general_pairs)).is_file():
+        raise ConfigError(
+            f"general_pairs: {config.general_pairs} is not a file (read by {', '.join(reads)})"
+        )
 
 
 def _recipe(config: CompareConfig, approach: str, fraction: float) -> dict[str, Any]:
@@ -180,7 +189,7 @@ def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpe
     (a fraction of 1 is the approach's own cell when it is in ``approaches``).
 
     Raises:
-        ConfigError: An unknown approach, a missing general pairs file, a bad preset.
+        ConfigError: An unknown approach, a bad preset.
     """
     _check_names(config)
     wanted = [(a, 1.0) for a in config.approaches]

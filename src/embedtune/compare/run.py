@@ -27,6 +27,7 @@ from embedtune.compare.config import (
     SPEC_FILE,
     CellSpec,
     CompareConfig,
+    check_general_pairs,
     plan_cells,
 )
 from embedtune.compare.matrix import CellResult, Matrix, build_matrix, render_markdown
@@ -104,11 +105,10 @@ def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
 
 def _spec_text(cell: CellSpec) -> str:
     """What makes a cell's results what they are: not how loudly it runs, nor which
-    trackers it logs to."""
+    trackers it logs to, nor the order its keys were written in (YAML writers sort them)."""
     recipe = {k: v for k, v in cell.recipe.items() if k != "report_to"}
-    return cell.model_copy(update={"recipe": recipe}).model_dump_json(
-        indent=2, exclude={"verbosity"}
-    )
+    spec = cell.model_copy(update={"recipe": recipe}).model_dump(mode="json", exclude={"verbosity"})
+    return json.dumps(spec, indent=2, sort_keys=True)
 
 
 def _check_finished(cells: list[CellSpec], folder: Path) -> None:
@@ -228,7 +228,12 @@ def compare(
     chosen = _select(cells, only)
     inputs = [config.data.train, config.data.test, config.general_pairs]
     check_output(folder, inputs, overwrite=overwrite, exists_ok=True)
-    _preflight(config, cells, folder)
+    # only what will run is checked: finished cells need neither their inputs nor a preflight
+    to_run = [
+        c for c in chosen if overwrite or not (folder / "cells" / c.name / RESULT_FILE).is_file()
+    ]
+    check_general_pairs(config, to_run)
+    _preflight(config, to_run, folder)
     if not overwrite:
         _check_finished(cells, folder)
     with replacing(folder, overwrite):
