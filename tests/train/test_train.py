@@ -502,3 +502,19 @@ def test_report_to_tensorboard_logs_the_loss_and_dev_metrics(
     # the same log is kept in the settings record, for the HTML reports
     history = result.settings.training.history
     assert [h for h in history if "loss" in h] and [h for h in history if "dev_ndcg@10" in h]
+
+
+@pytest.mark.parametrize(
+    ("output", "name"),
+    [
+        ("runs/cmp/cells/full+ewc/grid/ewc_weight=0.1/model", "full+ewc/ewc_weight=0.1"),
+        ("runs/cmp/cells/lora@0.25/model", "lora@0.25"),
+        ("runs/finance/model", "finance/model"),
+        ("model", "model"),
+    ],
+)
+def test_a_tracker_names_the_run_after_its_cell_and_grid_value(output: str, name: str) -> None:
+    from embedtune.train.config import TrainConfig
+    from embedtune.train.train import _run_name
+
+    assert _run_name(TrainConfig(output=output)) == name

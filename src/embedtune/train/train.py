@@ -229,9 +229,15 @@ def preflight(config: TrainConfig) -> None:
 
 
 def _run_name(config: TrainConfig) -> str:
-    """What a tracker calls the run: the model folder and its parent (a comparison's cell)."""
-    out = Path(config.output or "model")
-    return f"{out.parent.name}/{out.name}"
+    """What a tracker calls the run: the model folder and its parent; in a comparison, the
+    cell and, for a grid cell, the value tried (``full+ewc/ewc_weight=0.1``)."""
+    parts = Path(config.output or "model").parts
+    cells = [i for i, part in enumerate(parts[:-1]) if part == "cells"]
+    if cells:
+        kept = [part for part in parts[cells[-1] + 1 :] if part not in ("grid", "model")]
+        if kept:
+            return "/".join(kept)
+    return "/".join(parts[-2:])
 
 
 def check_trackers(names: list[str]) -> None:
