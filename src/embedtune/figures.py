@@ -56,8 +56,9 @@ td,th{padding:3px 8px;border-bottom:1px solid #e2e2e2;text-align:left;vertical-a
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .good{color:#00624a;font-weight:600}.bad{color:#a33c00;font-weight:600}
 figure{margin:10px 0}figcaption{color:#444;font-size:12.5px;max-width:900px}
-svg{max-width:100%;height:auto}ul.notes{color:#444;font-size:13px}
-@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure,table{break-inside:avoid}}
+svg{max-width:100%;height:auto}ul.notes{color:#444;font-size:13px}.wide{overflow-x:auto}
+@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure,table{break-inside:avoid}
+.wide{overflow:visible}}
 """
 
 
@@ -100,7 +101,8 @@ def table(head: Sequence[str], rows: Sequence[Sequence[Any]], numeric: int = 1) 
             for i, c in enumerate(row)
         )
         lines.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{header}</tr>{''.join(lines)}</table>"
+    # a table wider than the page scrolls by itself instead of widening the whole page
+    return f"<div class=wide><table><tr>{header}</tr>{''.join(lines)}</table></div>"
 
 
 # applied while a figure is built and saved: small text, labels never read as TeX math (a
