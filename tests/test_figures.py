@@ -64,3 +64,10 @@ def test_scatter_labels_of_points_in_one_place_do_not_overlap() -> None:
     for i, a in enumerate(boxes):
         assert not any(a.overlaps(b) for b in boxes[i + 1 :]), labels[i].get_text()
         assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1  # none runs off the figure
+
+
+def test_no_two_series_look_alike() -> None:
+    from embedtune.figures import series_style
+
+    styles = [series_style(i) for i in range(64)]
+    assert len(set(styles)) == 64  # a comparison has ten approaches: the 9th is not the 1st

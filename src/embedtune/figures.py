@@ -35,6 +35,7 @@ __all__ = [
     "interval_dots",
     "page",
     "scatter",
+    "series_style",
     "signed_bars",
     "table",
     "training_curves",
@@ -44,6 +45,15 @@ __all__ = [
 # Okabe & Ito (2008): distinguishable with protanopia, deuteranopia and tritanopia
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def series_style(i: int) -> tuple[str, str]:
+    """The colour and marker of the i-th series: past the eighth, the marker shifts so that no
+    two of the first 64 series look alike (the 9th is not the 1st again)."""
+    n = len(PALETTE)
+    return PALETTE[i % n], MARKERS[(i + i // n) % len(MARKERS)]
+
+
 _BASELINE_STYLE = {"bm25": ":", "base": "--", "base-maxp": "--", "base-hybrid": "-."}
 
 STYLE = """
@@ -282,7 +292,7 @@ def scatter(
         yerr = None
         if p.low is not None and p.high is not None and _finite(p.low, p.high):
             yerr = [[max(p.y - p.low, 0.0)], [max(p.high - p.y, 0.0)]]
-        color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        color, marker = series_style(i)
         ax.errorbar([p.x], [p.y], yerr=yerr, fmt=marker, color=color, capsize=3, markersize=7)
     _references(ax, references or {}, vertical=False)
     if logx:
@@ -369,7 +379,7 @@ def curves(
     fig = _figure(7.5, 4.0)
     ax = fig.add_subplot()
     for i, (name, points) in enumerate(series.items()):
-        color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        color, marker = series_style(i)
         xs = [p.x for p in points]
         ax.plot(xs, [p.y for p in points], marker=marker, color=color, label=name)
         lows = [p.low for p in points if p.low is not None]
@@ -494,7 +504,7 @@ def histories(logs: Mapping[str, Sequence[dict[str, float]]], *, caption: str = 
     fig = _figure(7.5, 3.2)
     loss_ax, dev_ax = fig.subplots(1, 2)
     for i, (name, history) in enumerate(logs.items()):
-        color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        color, marker = series_style(i)
         style = ("-", "--", "-.", ":")[i % 4]
         losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
         dev = [(h["step"], h["dev_ndcg@10"]) for h in history if "dev_ndcg@10" in h]
