@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +88,10 @@ def forgetting(m: Matrix) -> list[str]:
         if "@" in c.name:
             continue
         for probe in c.forgetting:
-            p = probe.p if probe.p is not None else 1.0
             name = Path(probe.data).name
-            lines.append(f"- {c.name}: {name} {probe.change * 100:+.1f} points ({_p(p)})")
-            if p < SIGNIFICANCE_LEVEL and probe.change < 0:
+            tested = "not tested" if probe.p is None else _p(probe.p)
+            lines.append(f"- {c.name}: {name} {probe.change * 100:+.1f} points ({tested})")
+            if probe.p is not None and probe.p < SIGNIFICANCE_LEVEL and probe.change < 0:
                 forgot.append(c.name)
     if not forgot:
         verdict = "No approach forgets significantly, so the claim cannot be told apart here."
@@ -151,15 +152,18 @@ def weak_labels(m: Matrix) -> list[str]:
     ]
     for approach, curve in m.learning_curve.items():
         points = sorted((float(f), v) for f, v in curve.items())
-        below = [f for f, v in points if v < score.value]
-        above = [f for f, v in points if v >= score.value]
-        if not above:
-            where = f"above every point of {approach}'s curve"
-        elif not below:
-            where = f"at or below {approach} with {points[0][0]:g} of the labels"
-        else:
-            where = f"between {approach} with {max(below):g} and {min(above):g} of the labels"
-        lines.append(f"- weak lands {where}.")
+        matched = [f for f, v in points if v >= score.value]
+        if not matched:
+            lines.append(f"- weak lands above every point of {approach}'s curve.")
+            continue
+        fewest = min(matched)
+        rises = all(a[1] <= b[1] for a, b in pairwise(points))
+        lines.append(
+            f"- {approach} matches or beats weak from {fewest:g} of the labels"
+            + ("" if fewest > points[0][0] else " (its fewest measured)")
+            + ("" if rises else f"; {approach}'s curve is not monotone, so read it with care")
+            + "."
+        )
     return lines
 
 
@@ -234,9 +238,11 @@ def metrics_table(m: Matrix) -> list[str]:
             f"{dense[k].value:.3f} ± {(dense[k].high - dense[k].low) / 2:.3f}"
             for k in ("ndcg@10", "mrr@10", "recall@100", "map@100")
         )
+        shown = (
+            "—" if dev is None else f"{dev:.3f}" + (" (pseudo-dev)" if c.approach == "weak" else "")
+        )
         rows.append(
-            f"| {c.name} | {values} | {hybrid.value:.3f} ({_short(hybrid.vs_base)}) | "
-            f"{'—' if dev is None else f'{dev:.3f}'} |"
+            f"| {c.name} | {values} | {hybrid.value:.3f} ({_short(hybrid.vs_base)}) | {shown} |"
         )
     base = m.cells[0].baselines if m.cells else {}
     rows.append("")
@@ -299,9 +305,14 @@ def _sig(s: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--model", default="base", help="the base model (its tokenizer)")
+    parser.add_argument(
+        "--model", help="the base model (its tokenizer); default: the one the cells trained"
+    )
     args = parser.parse_args()
     m = finished(args.folder)
+    if args.model is None:
+        spec = CellSpec.model_validate_json(next(args.folder.glob("cells/*/spec.json")).read_text())
+        args.model = str(spec.recipe.get("base_model", "base"))
     total = sum(c.wall_seconds for c in m.cells)
     training = sum(c.train_seconds for c in m.cells)
     print(

@@ -172,6 +172,18 @@ def test_cells_run_once_each_and_make_the_matrix(
     path.write_text(yaml.safe_dump({**config, "train": {**config["train"], "seed": 7}}))
     refused = runner.invoke(app, ["compare", str(path)])
     assert refused.exit_code == 2 and "was made with other settings" in refused.stderr
+    # --overwrite runs such a cell again, and only what --only names: the others are kept
+    # (their results left out of the matrix, which holds one set of settings)
+    redo = runner.invoke(app, ["compare", str(path), "--overwrite", "--only", "lora@0.5"])
+    assert redo.exit_code == 0, redo.output
+    now = _mtimes(out)
+    assert now["lora@0.5"] != after["lora@0.5"]
+    assert {k: v for k, v in now.items() if k != "lora@0.5"} == {
+        k: v for k, v in after.items() if k != "lora@0.5"
+    }
+    matrix = json.loads((out / "matrix.json").read_text())
+    assert [c["name"] for c in matrix["cells"]] == ["lora@0.5"]
+    assert matrix["not_finished"] == ["full", "lora"]
     # last: it skips (saying so) where Chromium is not installed
     screenshot(out / "report.html", tmp_path / "report.png")
 
@@ -184,7 +196,7 @@ def test_cells_run_once_each_and_make_the_matrix(
         ({"approaches": ["full+ewc"]}, "approach 'full+ewc' needs general_pairs"),
         (
             {"approaches": ["full+ewc"], "general_pairs": "/nope/general.jsonl"},
-            "general_pairs: /nope/general.jsonl is not a file (read by full+ewc)",
+            "general_pairs: /nope/general.jsonl is not a file (read by cell full+ewc)",
         ),
         (
             {"learning_curve": {"fractions": [0.5], "approaches": ["weak"]}},
@@ -210,6 +222,22 @@ def test_config_mistakes_fail_before_training(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_second_compare_on_a_folder_in_use_is_refused(
+    tmp_path: Path, train_set: Path, train_model_dir: Path
+) -> None:
+    import fcntl
+
+    out = tmp_path / "cmp"
+    out.mkdir()
+    with (out / ".lock").open("w") as held:  # as a running compare holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        config = _write(tmp_path, _config(tmp_path, train_set, train_model_dir))
+        result = runner.invoke(app, ["compare", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "in use by another embedtune compare" in result.stderr
+    assert not (out / "cells").exists()  # nothing of the running one was touched
 
 
 def test_only_names_a_planned_cell(tmp_path: Path, train_set: Path, train_model_dir: Path) -> None:

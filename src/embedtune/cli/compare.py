@@ -9,8 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from embedtune.cli.options import OverwriteOption
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["compare_command"]
@@ -24,7 +22,14 @@ def compare_command(
         str | None,
         typer.Option(help="comma list of cells to run, e.g. full,lora@0.25 (others: skipped)"),
     ] = None,
-    overwrite: OverwriteOption = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="run again the finished cells made with other settings (each replaced only "
+            "when its new run starts; the others are kept)",
+        ),
+    ] = False,
     verbose: bool = False,
 ) -> None:
     """Train and evaluate each approach (and learning-curve fraction) in its own process,
@@ -47,7 +52,8 @@ def compare_command(
             verbosity=verbosity,
         )
         console.print(f"matrix: {result.output / 'matrix.md'}")
-        console.print(f"report: {result.output / 'report.html'}")
+        if result.reported:
+            console.print(f"report: {result.output / 'report.html'}")
         for line in result.matrix.verdicts.values():
             console.print(line)
         raise_failures(result)

@@ -151,14 +151,13 @@ def _check_names(config: CompareConfig) -> None:
             )
 
 
-def check_general_pairs(config: CompareConfig, to_run: list[CellSpec]) -> None:
-    """The general pairs file must exist while a cell that reads it is still to run (a
-    comparison whose such cells are all done renders its report without it)."""
-    reads = [c.name for c in to_run if "general_pairs" in c.recipe]
-    if reads and not Path(str(config.general_pairs)).is_file():
-        raise ConfigError(
-            f"general_pairs: {config.general_pairs} is not a file (read by {', '.join(reads)})"
-        )
+def check_general_pairs(to_run: list[CellSpec]) -> None:
+    """Each general pairs file a cell still to run reads must exist (a comparison whose such
+    cells are all done renders its report without them)."""
+    for cell in to_run:
+        path = cell.recipe.get("general_pairs")
+        if path is not None and not Path(str(path)).is_file():
+            raise ConfigError(f"general_pairs: {path} is not a file (read by cell {cell.name})")
 
 
 def _recipe(config: CompareConfig, approach: str, fraction: float) -> dict[str, Any]:

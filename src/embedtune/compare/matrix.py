@@ -361,7 +361,8 @@ def _baseline_lines(matrix: Matrix) -> list[str]:
         return []
     lines = ["| baseline | " + " | ".join(METRICS) + " |", "|" + "---|" * (len(METRICS) + 1)]
     for name, values in first.baselines.items():
-        lines.append(f"| {name} | " + " | ".join(f"{values.get(m, 0):.3f}" for m in METRICS) + " |")
+        shown = (f"{values[m]:.3f}" if m in values else "–" for m in METRICS)  # not evaluated
+        lines.append(f"| {name} | " + " | ".join(shown) + " |")
     return lines
 
 

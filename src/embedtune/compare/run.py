@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from embedtune.compare.config import (
 from embedtune.compare.matrix import CellResult, Matrix, build_matrix, render_markdown
 from embedtune.errors import ConfigError, EmbedtuneError
 from embedtune.io import write_json, write_text
-from embedtune.outputs import check_output, replacing
+from embedtune.outputs import check_output
 from embedtune.run.config import merge_settings, preset
 
 logger = logging.getLogger(__name__)
@@ -51,12 +53,15 @@ class CompareResult:
         matrix: The matrix of every finished cell.
         ran: The cells run by this call (the others were done, or not asked for).
         failed: Cell name → why it failed (its folder is started over next time).
+        reported: Whether report.html was written (a figure that could not be drawn is
+            warned about; the matrix files are written anyway).
     """
 
     output: Path
     matrix: Matrix
     ran: list[str]
     failed: dict[str, str]
+    reported: bool = True
 
 
 def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> None:
@@ -104,25 +109,27 @@ def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
 
 
 def _spec_text(cell: CellSpec) -> str:
-    """What makes a cell's results what they are: not how loudly it runs, nor which
-    trackers it logs to, nor the order its keys were written in (YAML writers sort them)."""
+    """What makes a cell's results what they are: not how loudly it runs, which trackers
+    it logs to, how the code describes its approach, nor the order its keys were written in
+    (YAML writers sort them)."""
     recipe = {k: v for k, v in cell.recipe.items() if k != "report_to"}
-    spec = cell.model_copy(update={"recipe": recipe}).model_dump(mode="json", exclude={"verbosity"})
+    spec = cell.model_copy(update={"recipe": recipe}).model_dump(
+        mode="json", exclude={"verbosity", "description"}
+    )
     return json.dumps(spec, indent=2, sort_keys=True)
 
 
-def _check_finished(cells: list[CellSpec], folder: Path) -> None:
-    """A finished cell must have been made by the settings it would be made with now."""
+def _stale(cells: list[CellSpec], folder: Path) -> list[str]:
+    """The finished cells made with other settings than they would be made with now."""
+    stale = []
     for cell in cells:
         done = folder / "cells" / cell.name
         if not (done / RESULT_FILE).is_file():
             continue
         old = CellSpec.model_validate_json((done / SPEC_FILE).read_text(encoding="utf-8"))
         if _spec_text(old) != _spec_text(cell):
-            raise ConfigError(
-                f"cell {cell.name} in {folder} was made with other settings (see "
-                f"{done / SPEC_FILE}); use a new output folder, or --overwrite to start over"
-            )
+            stale.append(cell.name)
+    return stale
 
 
 def _run_cell(cell: CellSpec, folder: Path) -> str | None:
@@ -142,37 +149,47 @@ def _run_cell(cell: CellSpec, folder: Path) -> str | None:
     return f"its process exited with code {done.returncode} (see the lines above)"
 
 
-def _finished(cells: list[CellSpec], folder: Path) -> tuple[list[CellResult], list[str]]:
+def _finished(
+    cells: list[CellSpec], folder: Path, stale: set[str]
+) -> tuple[list[CellResult], list[str]]:
+    """The finished cells' results, and the names of the others (a stale cell, made with
+    other settings and not run again, counts as missing: a matrix holds one set of cells)."""
     results, missing = [], []
     for cell in cells:
         path = folder / "cells" / cell.name / RESULT_FILE
-        if path.is_file():
+        if path.is_file() and cell.name not in stale:
             results.append(CellResult.model_validate(json.loads(path.read_text("utf-8"))))
         else:
             missing.append(cell.name)
     return results, missing
 
 
-def _write_matrix(config: CompareConfig, cells: list[CellSpec], folder: Path) -> Matrix:
+def _write_matrix(
+    config: CompareConfig, cells: list[CellSpec], folder: Path, stale: set[str]
+) -> tuple[Matrix, bool]:
+    """The matrix (matrix.json, matrix.md) and the report; whether the report was written."""
     from embedtune.compare.report import render_compare_html
 
-    results, missing = _finished(cells, folder)
+    results, missing = _finished(cells, folder, stale)
     matrix = build_matrix(results, missing, config.data.model_dump(mode="json"))
     write_json(folder / "matrix.json", matrix.model_dump(mode="json"))
     write_text(folder / "matrix.md", render_markdown(matrix))
+    report = folder / "report.html"
     try:  # a figure that cannot be drawn must not cost the comparison its cells
         page = render_compare_html(matrix, folder)
     except Exception as exc:
         logger.warning("report.html not written: %s: %s", type(exc).__name__, exc)
-    else:
-        write_text(folder / "report.html", page)
-    return matrix
+        report.unlink(missing_ok=True)  # an older report would disagree with the matrix
+        return matrix, False
+    write_text(report, page)
+    return matrix, True
 
 
-def _analyze(config: CompareConfig, folder: Path) -> None:
-    """The analysis stage on the training corpus, once (the report shows its fragmentation)."""
+def _analyze(config: CompareConfig, folder: Path, again: bool = False) -> None:
+    """The analysis stage on the training corpus, once (the report shows its fragmentation);
+    ``again`` when the settings changed (the training data or base model may have)."""
     output = folder / "analysis"
-    if (output / "analysis.json").is_file():
+    if (output / "analysis.json").is_file() and not again:
         return
     data = config.data
     model = merge_settings(preset(config.preset), config.train).get("base_model", "base")
@@ -211,8 +228,9 @@ def compare(
         config: The comparison (``embedtune compare`` reads it from YAML).
         only: Run only these cells (by name, e.g. ``lora`` or ``lora@0.25``); the matrix
             still shows every finished cell.
-        overwrite: Start over in place of an existing comparison folder (deleted only once
-            the new one is complete).
+        overwrite: Run again the finished cells made with other settings (refused
+            without it); each is replaced only when its new run starts, and cells made with
+            the current settings are kept.
         verbosity: The cells' output: quiet, normal or verbose.
 
     Returns:
@@ -226,32 +244,61 @@ def compare(
     folder = Path(config.output)
     cells = plan_cells(config, verbosity)
     chosen = _select(cells, only)
-    inputs = [config.data.train, config.data.test, config.general_pairs]
+    inputs = [config.data.train, config.data.test, *(c.recipe.get("general_pairs") for c in cells)]
     check_output(folder, inputs, overwrite=overwrite, exists_ok=True)
-    # only what will run is checked: finished cells need neither their inputs nor a preflight
-    to_run = [
-        c for c in chosen if overwrite or not (folder / "cells" / c.name / RESULT_FILE).is_file()
-    ]
-    check_general_pairs(config, to_run)
+    stale = set(_stale(cells, folder))
+    if stale and not overwrite:
+        name = sorted(stale)[0]
+        raise ConfigError(
+            f"cell {name} in {folder} was made with other settings (see "
+            f"{folder / 'cells' / name / SPEC_FILE}); use a new output folder, or "
+            "--overwrite to run such cells again"
+        )
+    # only what will run is checked: finished cells need neither inputs nor a preflight
+    to_run = [c for c in chosen if c.name in stale or not _done(folder, c)]
+    check_general_pairs(to_run)
     _preflight(config, to_run, folder)
-    if not overwrite:
-        _check_finished(cells, folder)
-    with replacing(folder, overwrite):
-        _analyze(config, folder)
-        ran, failed = _run_cells(chosen, folder)
-        matrix = _write_matrix(config, cells, folder)
+    with _locked(folder):  # created only now: a mistake above leaves nothing behind
+        _analyze(config, folder, again=bool(stale))
+        ran, failed = _run_cells(chosen, folder, stale)
+        matrix, reported = _write_matrix(config, cells, folder, stale - set(ran))
     logger.info("matrix: %s", folder / "matrix.md")
-    return CompareResult(folder, matrix, ran, failed)
+    return CompareResult(folder, matrix, ran, failed, reported)
 
 
-def _run_cells(chosen: list[CellSpec], folder: Path) -> tuple[list[str], dict[str, str]]:
+def _done(folder: Path, cell: CellSpec) -> bool:
+    return (folder / "cells" / cell.name / RESULT_FILE).is_file()
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One ``compare`` at a time on a folder: a second one would delete the cell the first
+    is still training (an unfinished cell is started over)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{folder} is in use by another embedtune compare; wait for it to end"
+            ) from None
+        yield  # the lock goes with the file's closing, and with the process
+
+
+def _run_cells(
+    chosen: list[CellSpec], folder: Path, stale: set[str]
+) -> tuple[list[str], dict[str, str]]:
     ran: list[str] = []
     failed: dict[str, str] = {}
     for number, cell in enumerate(chosen, start=1):
         where = folder / "cells" / cell.name
-        if (where / RESULT_FILE).is_file():
+        if (where / RESULT_FILE).is_file() and cell.name not in stale:
             logger.info("cell %s: already done, skipped", cell.name)
             continue
+        if cell.name in stale:  # --overwrite: replaced only now, so a Ctrl-C loses nothing
+            logger.info("cell %s: made with other settings, run again", cell.name)
         logger.info("cell %s (%d/%d): %s", cell.name, number, len(chosen), cell.description)
         started = time.perf_counter()
         reason = _run_cell(cell, where)
