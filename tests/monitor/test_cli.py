@@ -375,3 +375,40 @@ def test_watch_follows_the_config_checks_each_window_once_and_sees_a_tag_move(
     broken.write_text("monitor:\n  windw: logs\n")
     bad = runner.invoke(app, ["monitor", "watch", str(broken), "--cycles", "1"])
     assert bad.exit_code == 2 and "monitor.windw" in bad.stderr, bad.output
+
+
+def test_canary_of_the_onnx_exports_is_judged_by_their_recorded_parity(
+    setup: dict[str, object], tmp_path: Path
+) -> None:
+    from embedtune.export import ExportConfig, export_model
+
+    registry = Registry(shutil.copytree(Path(str(setup["registry"])), tmp_path / "registry"))
+    export = tmp_path / "export"
+    export_model(
+        ExportConfig(
+            model=str(registry.verified_path("production")),
+            output=str(export),
+            formats=["onnx", "onnx-int8"],
+        )
+    )
+    registry.add_export(export)
+    parity = json.loads((export / "export.json").read_text())["parity"]
+    for variant in ("fp32", "int8"):
+        result = runner.invoke(
+            app, ["monitor", "canary", "--profile", "production", "--version", "production",
+                  "--variant", variant, "--registry", str(registry.root), "--json"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output  # the same weights on another runtime
+        canary = json.loads(result.stdout)
+        assert canary["status"] == "same"
+        assert canary["parity_source"].startswith(f"recorded {variant} export parity")
+        # the export's own parity check (less a little, for texts it never saw) is the bound
+        bound = parity[variant]["min_cosine"] - 0.002
+        assert abs(canary["allowed_min_cosine"] - bound) < 1e-9
+        assert bound <= canary["min_cosine"] < 1 + 1e-6
+    # the worse version's vectors, read through the same bound, are a model change
+    worse = runner.invoke(
+        app, ["monitor", "canary", "--profile", "production", "--version", "worse",
+              "--registry", str(registry.root), "--json"],
+    )  # fmt: skip
+    assert worse.exit_code == 1 and json.loads(worse.stdout)["status"] == "model-change"
