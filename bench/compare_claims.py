@@ -100,7 +100,38 @@ def forgetting(m: Matrix) -> list[str]:
         verdict = f"Significant forgetting: {', '.join(forgot)}" + (
             "; adapters among them." if adapters else "; no adapter among them."
         )
-    return [*lines, verdict]
+    return [*lines, verdict, *_forgetting_against_full(m)]
+
+
+def _forgetting_against_full(m: Matrix) -> list[str]:
+    """Each adapter's forgetting against full's, tested over the probe queries: the base
+    model's scores are the same for both, so the difference of the tuned scores is the
+    difference of the changes."""
+    cells = {c.name: c for c in m.cells}
+    full = cells.get("full")
+    if full is None:
+        return []
+    lines = []
+    for name in ADAPTERS:
+        cell = cells.get(name)
+        if cell is None:
+            continue
+        for mine, theirs in zip(cell.forgetting, full.forgetting, strict=False):
+            probe = Path(mine.data).name
+            if not (mine.tuned_per_query and theirs.tuned_per_query):
+                lines.append(
+                    f"- {name} vs full on {probe}: not tested (the cells keep no per-query "
+                    "probe scores; kept from 2026-12-01 on)"
+                )
+                continue
+            gap, p = paired(
+                mine.tuned_per_query, theirs.tuned_per_query, sorted(mine.tuned_per_query)
+            )
+            lines.append(
+                f"- {name} − full on {probe}: {gap:+.1f} points ({_p(p)}; positive: "
+                f"{name} forgets less)"
+            )
+    return lines
 
 
 def rare_term_queries(data: str, split: str, model: str) -> set[str]:
@@ -208,7 +239,9 @@ def guide_table(m: Matrix) -> list[str]:
         if c.name != "full" and gain is not None and full_gain is not None and full_gain > 0:
             share = f"{gain / full_gain:.0%}"
         probe = ", ".join(
-            f"{x.change * 100:+.1f} ({x.p:.2f})" if x.p is not None else f"{x.change * 100:+.1f}"
+            f"{x.change * 100:+.1f} ({'p < 0.001' if x.p < 0.001 else f'{x.p:.3f}'})"
+            if x.p is not None
+            else f"{x.change * 100:+.1f} (not tested)"
             for x in c.forgetting
         )
         rows.append(

@@ -238,6 +238,10 @@ def test_forgetting_defences_in_a_training_run(
     assert probe["change"] == pytest.approx(
         probe["tuned_ndcg@10"] - probe["base_ndcg@10"], abs=2e-4
     )
+    # the per-query scores behind it, for testing two models' forgetting against each other
+    scores = probe["tuned_per_query"]
+    assert len(scores) == probe["queries"]
+    assert sum(scores.values()) / len(scores) == pytest.approx(probe["tuned_ndcg@10"], abs=2e-4)
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Forgetting" in card and "interpolat" in card
     with pytest.raises(ValueError, match="merged weights"):

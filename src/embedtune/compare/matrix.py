@@ -72,6 +72,8 @@ class ProbeChange(_Record):
     tuned: float
     change: float
     p: float | None = None  # paired randomization test over the probe's queries
+    # the tuned model's nDCG@10 per probe query (cells from before it was kept have none)
+    tuned_per_query: dict[str, float] = {}
 
 
 class GridPoint(_Record):
@@ -154,6 +156,7 @@ def _probes(settings: ModelSettings) -> list[ProbeChange]:
             tuned=p["tuned_ndcg@10"],
             change=p["change"],
             p=p.get("p"),
+            tuned_per_query=p.get("tuned_per_query", {}),
         )
         for p in settings.forgetting.get("probes", [])
     ]

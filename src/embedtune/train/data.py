@@ -127,6 +127,10 @@ class DevSet:
         values = per_query(run, self.qrels, ["ndcg@10", "mrr@10", "recall@100"])
         return {metric: mean(v) for metric, v in values.items()}
 
+    def per_query(self, run: Run, metric: str = "ndcg@10") -> dict[str, float]:
+        """``metric`` of ``run`` per judged query."""
+        return per_query(run, self.qrels, [metric])[metric]
+
     def p_value(self, run: Run, other: Run, metric: str = "ndcg@10") -> float:
         """Paired randomization test of two runs' per-query ``metric`` (the report's test)."""
         a, b = (per_query(r, self.qrels, [metric])[metric] for r in (run, other))

@@ -158,7 +158,11 @@ def measure_probes(
                 "change": round(after["ndcg@10"] - before["ndcg@10"], 4),
                 # paired randomization test over the probe's queries: is the change real?
                 "p": round(dev.p_value(tuned_run, base_run), 4),
+                # kept so that two tuned models' forgetting can be tested against each other
+                # (the base model's scores are the same for both, so they cancel)
+                "tuned_per_query": {q: round(v, 4) for q, v in dev.per_query(tuned_run).items()},
             }
         )
-        logger.info("probe %s: nDCG@10 %s", probe.data, out[-1])
+        shown = {k: v for k, v in out[-1].items() if k != "tuned_per_query"}
+        logger.info("probe %s: nDCG@10 %s", probe.data, shown)
     return out
