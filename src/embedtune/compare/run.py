@@ -292,9 +292,11 @@ def _run_cells(
 ) -> tuple[list[str], dict[str, str]]:
     ran: list[str] = []
     failed: dict[str, str] = {}
+    todo = {c.name for c in chosen if c.name in stale or not _done(folder, c)}
+    spent = 0.0
     for number, cell in enumerate(chosen, start=1):
         where = folder / "cells" / cell.name
-        if (where / RESULT_FILE).is_file() and cell.name not in stale:
+        if cell.name not in todo:
             logger.info("cell %s: already done, skipped", cell.name)
             continue
         if cell.name in stale:  # --overwrite: replaced only now, so a Ctrl-C loses nothing
@@ -303,12 +305,22 @@ def _run_cells(
         started = time.perf_counter()
         reason = _run_cell(cell, where)
         seconds = time.perf_counter() - started
+        spent += seconds
         if reason is None:
             ran.append(cell.name)
             logger.info("cell %s: done in %.0f s", cell.name, seconds)
         else:
             failed[cell.name] = reason
             logger.error("cell %s: FAILED after %.0f s: %s", cell.name, seconds, reason)
+        finished = len(ran) + len(failed)
+        if finished < len(todo):  # cells differ (grids train more), so only a rough guide
+            left = spent / finished * (len(todo) - finished)
+            logger.info(
+                "%d of %d cells to run are done; about %.1f h left at this run's mean cell time",
+                finished,
+                len(todo),
+                left / 3600,
+            )
     return ran, failed
 
 
