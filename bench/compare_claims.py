@@ -118,10 +118,11 @@ def _forgetting_against_full(m: Matrix) -> list[str]:
             continue
         for mine, theirs in zip(cell.forgetting, full.forgetting, strict=False):
             probe = Path(mine.data).name
-            if not (mine.tuned_per_query and theirs.tuned_per_query):
+            lacking = [n for n, x in ((name, mine), ("full", theirs)) if not x.tuned_per_query]
+            if lacking:
                 lines.append(
-                    f"- {name} vs full on {probe}: not tested (the cells keep no per-query "
-                    "probe scores; kept from 2026-12-01 on)"
+                    f"- {name} vs full on {probe}: not tested ({' and '.join(lacking)} ran before "
+                    "cells kept per-query probe scores)"
                 )
                 continue
             gap, p = paired(
