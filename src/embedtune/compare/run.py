@@ -123,9 +123,9 @@ def _stale(cells: list[CellSpec], folder: Path) -> list[str]:
     """The finished cells made with other settings than they would be made with now."""
     stale = []
     for cell in cells:
-        done = folder / "cells" / cell.name
-        if not (done / RESULT_FILE).is_file():
+        if not _done(folder, cell):
             continue
+        done = folder / "cells" / cell.name
         old = CellSpec.model_validate_json((done / SPEC_FILE).read_text(encoding="utf-8"))
         if _spec_text(old) != _spec_text(cell):
             stale.append(cell.name)
@@ -156,8 +156,8 @@ def _finished(
     other settings and not run again, counts as missing: a matrix holds one set of cells)."""
     results, missing = [], []
     for cell in cells:
-        path = folder / "cells" / cell.name / RESULT_FILE
-        if path.is_file() and cell.name not in stale:
+        if _done(folder, cell) and cell.name not in stale:
+            path = folder / "cells" / cell.name / RESULT_FILE
             results.append(CellResult.model_validate(json.loads(path.read_text("utf-8"))))
         else:
             missing.append(cell.name)
@@ -260,7 +260,7 @@ def compare(
     _preflight(config, to_run, folder)
     with _locked(folder):  # created only now: a mistake above leaves nothing behind
         _analyze(config, folder, again=bool(stale))
-        ran, failed = _run_cells(chosen, folder, stale)
+        ran, failed = _run_cells(chosen, folder, {c.name for c in to_run}, stale)
         matrix, reported = _write_matrix(config, cells, folder, stale - set(ran))
     logger.info("matrix: %s", folder / "matrix.md")
     return CompareResult(folder, matrix, ran, failed, reported)
@@ -288,11 +288,11 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _run_cells(
-    chosen: list[CellSpec], folder: Path, stale: set[str]
+    chosen: list[CellSpec], folder: Path, todo: set[str], stale: set[str]
 ) -> tuple[list[str], dict[str, str]]:
+    """Run the cells named in ``todo`` (unfinished, or ``stale``), in ``chosen``'s order."""
     ran: list[str] = []
     failed: dict[str, str] = {}
-    todo = {c.name for c in chosen if c.name in stale or not _done(folder, c)}
     spent = 0.0
     for number, cell in enumerate(chosen, start=1):
         where = folder / "cells" / cell.name

@@ -133,5 +133,5 @@ class DevSet:
 
     def p_value(self, run: Run, other: Run, metric: str = "ndcg@10") -> float:
         """Paired randomization test of two runs' per-query ``metric`` (the report's test)."""
-        a, b = (per_query(r, self.qrels, [metric])[metric] for r in (run, other))
+        a, b = self.per_query(run, metric), self.per_query(other, metric)
         return randomization_test(np.array(list(a.values())), np.array([b[q] for q in a]))
