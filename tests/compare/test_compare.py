@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +60,8 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 def _kill_runner_in_cell(config: Path, cell: Path) -> None:
     """Start ``embedtune compare`` in its own process and kill -9 it (it alone) once the
-    process of ``cell`` has started; that cell's process must end with it."""
+    process of ``cell`` has written a complete training checkpoint; that cell's process must
+    end with it."""
     import os
     import signal
     import subprocess
@@ -67,17 +72,17 @@ def _kill_runner_in_cell(config: Path, cell: Path) -> None:
 
     process = subprocess.Popen(
         [sys.executable, "-m", "embedtune", "compare", str(config)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # slowed down so that the kill lands between the first checkpoint and the last step
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "EMBEDTUNE_TEST_STEP_DELAY": "0.2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    children: list[psutil.Process] = []
-    while not children:
+    checkpoints = cell / "model.work" / "checkpoints"
+    while not list(checkpoints.glob("checkpoint-*/embedtune-complete")):
         assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-        if (cell / "spec.json").is_file():
-            children = psutil.Process(process.pid).children()
+        time.sleep(0.02)
+    children = psutil.Process(process.pid).children()
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
     assert psutil.wait_procs(children, timeout=10)[1] == []  # none left alive
@@ -92,6 +97,8 @@ def test_cells_run_once_each_and_make_the_matrix(
         train_model_dir,
         probes=[{"data": str(tmp_path / "held"), "split": "test"}],
         learning_curve={"fractions": [0.5, 1.0], "approaches": ["lora"]},
+        # checkpoints at steps 3, 6 and 8: a kill can land between two of them
+        overrides={"lora": {"max_steps": 8, "batch_size": 4, "evals_per_epoch": 4}},
     )
     path = _write(tmp_path, config)
     out = tmp_path / "cmp"
@@ -102,14 +109,23 @@ def test_cells_run_once_each_and_make_the_matrix(
     matrix = json.loads((out / "matrix.json").read_text())
     assert matrix["not_finished"] == ["lora", "lora@0.5"]
     # kill -9 of the runner while a cell trains: the cell dies with it (no orphan writing
-    # into the folder), and the rerun starts that cell over and skips the finished one
+    # into the folder), and the rerun resumes that cell from its last complete checkpoint
+    # and skips the finished one
     _kill_runner_in_cell(path, out / "cells" / "lora")
     assert not (out / "cells" / "lora" / "cell.json").exists()
     (out / "cells" / "lora" / "model").mkdir(parents=True, exist_ok=True)
     (out / "cells" / "lora" / "model" / "partial.bin").write_text("half")
     before = _mtimes(out)
-    second = runner.invoke(app, ["compare", str(path)])
-    assert second.exit_code == 0, second.output
+    second = subprocess.run(
+        [sys.executable, "-m", "embedtune", "compare", str(path)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "cell lora: resuming an unfinished attempt" in second.stderr
+    assert re.search(r"resuming from step [36] ", second.stderr), second.stderr
     after = _mtimes(out)
     assert set(after) == {"full", "lora", "lora@0.5"}
     assert after["full"] == before["full"]  # finished: skipped
@@ -134,9 +150,14 @@ def test_cells_run_once_each_and_make_the_matrix(
                 )
         assert set(cell["baselines"]) == {"bm25", "base-maxp", "base-hybrid"}
         assert cell["wall_seconds"] > 0 and cell["peak_rss_mb"] > 0 and cell["size_mb"] > 0
-        assert len(cell["forgetting"]) == 1 and cell["steps"] == 2
+        assert len(cell["forgetting"]) == 1
+        assert cell["steps"] == (8 if cell["approach"] == "lora" else 2)
         assert 0 <= cell["forgetting"][0]["p"] <= 1  # the change is tested
         assert [h["step"] for h in cell["history"] if "loss" in h]  # the training log
+    assert [c["attempts"] for c in matrix["cells"]] == [1, 2, 1]
+    killed, resumed = json.loads((out / "cells" / "lora" / "attempts.json").read_text())
+    assert killed["started"] <= killed["ended"] <= resumed["started"]
+    assert lora["wall_seconds"] > killed["ended"] - killed["started"]
     assert full["trainable_parameters"] == full["parameters"]
     assert 0 < lora["trainable_parameters"] < lora["parameters"]
     assert half["pairs"] < lora["pairs"] and half["fraction"] == 0.5
@@ -150,6 +171,7 @@ def test_cells_run_once_each_and_make_the_matrix(
     assert list(matrix["learning_curve"]["lora"]) == ["0.5", "1"]
     text = (out / "matrix.md").read_text()
     assert "| lora@0.5 |" in text and "## Verdicts" in text and "Learning curve" in text
+    assert "resumed after a kill (attempts): lora (2)" in text
     # the report: every section, self-contained, rendered as a reader sees it
     page = assert_self_contained(out / "report.html")
     for title in (
@@ -382,3 +404,11 @@ def test_ewc_cell_trains_once_per_weight_and_keeps_the_one_dev_chooses(
     assert again.exit_code == 0, again.output
     assert _mtimes(tmp_path / "cmp") == before  # the cell was not run again
     assert (tmp_path / "cmp" / "report.html").is_file()
+    # killed after training, before cell.json: resumed, it keeps the model dev chose (and
+    # trains nothing: the general pairs EWC would need are gone) and evaluates again
+    model = (folder / "model" / "embedtune.json").stat().st_mtime_ns
+    (folder / "cell.json").unlink()
+    again_cell = run_cell(folder)
+    assert (folder / "model" / "embedtune.json").stat().st_mtime_ns == model
+    assert again_cell.grid == ewc.grid and again_cell.grid_choice == ewc.grid_choice
+    assert again_cell.scores == ewc.scores

@@ -4,8 +4,10 @@ A process per cell makes its wall time and peak memory its own (nothing cached b
 cell, no memory an earlier cell held). It reads ``DIR/spec.json``, trains into ``DIR/model``
 (on pairs shared with the comparison's other cells; a grid approach trains once per value and
 keeps the one dev chooses), evaluates on the test split into ``DIR/eval`` and writes
-``DIR/cell.json`` last (atomically): a folder without it is unfinished, and the runner starts
-it over.
+``DIR/cell.json`` last (atomically): a folder without it is unfinished. Run again on such a
+folder (the runner does so when the settings are unchanged), it resumes: a model already
+trained is kept, a training continues from its last complete checkpoint, and the test
+evaluation is done again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from embedtune.compare.config import ERROR_FILE, RESULT_FILE, SPEC_FILE, CellSpec
+from embedtune.compare.config import ATTEMPTS_FILE, ERROR_FILE, RESULT_FILE, SPEC_FILE, CellSpec
 from embedtune.compare.matrix import CellResult, GridPoint, cell_result
 from embedtune.errors import EmbedtuneError, PairsMismatchError
 from embedtune.io import write_json, write_text
@@ -93,9 +95,31 @@ def _copy_files(source: Path, target: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)  # the same pairs, stored by another cell
 
 
+def _trained(model: Path) -> Any:
+    """The result of a training an earlier attempt finished (None: there is none)."""
+    from embedtune.model_folder import read_settings
+    from embedtune.train.train import TrainResult
+
+    settings = read_settings(model) if model.is_dir() else None
+    if settings is None:
+        if model.exists():  # not a model this cell's training wrote (it writes atomically)
+            shutil.rmtree(model)
+        return None
+    logger.info("%s: trained by an earlier attempt, kept", model)
+    return TrainResult(model, settings)
+
+
 def _train(spec: CellSpec, folder: Path, recipe: dict[str, Any], model: Path) -> Any:
-    """Pairs (shared with the comparison's other cells) and training into ``model``."""
+    """Pairs (shared with the comparison's other cells) and training into ``model``; an
+    earlier attempt's finished model is kept, and its checkpoints are resumed from."""
     from embedtune.run.pipeline import fine_tune
+    from embedtune.train.config import work_dir
+
+    done = _trained(model)
+    if done is not None:
+        return done
+    # contrastive checkpoints, or those of the mlm strategy's pretraining phase
+    resume = any((work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints"))
 
     def train() -> Any:
         return fine_tune(
@@ -105,6 +129,7 @@ def _train(spec: CellSpec, folder: Path, recipe: dict[str, Any], model: Path) ->
             split=spec.data.train_split,
             dev_split=_dev_split(spec),
             skip_bad=spec.data.skip_bad,
+            resume=resume,
         )
 
     store, pairs_dir = _shared_pairs(spec.model_copy(update={"recipe": recipe}), folder, model)
@@ -148,6 +173,13 @@ def _train_grid(spec: CellSpec, folder: Path) -> tuple[Any, list[GridPoint], flo
     from embedtune.train.config import work_dir
 
     assert spec.grid is not None
+    record = folder / "grid.json"
+    if record.is_file():  # chosen by an earlier attempt, killed before cell.json
+        kept = _trained(folder / "model")
+        if kept is not None:
+            shutil.rmtree(folder / "grid", ignore_errors=True)
+            saved = json.loads(record.read_text(encoding="utf-8"))
+            return kept, [GridPoint.model_validate(p) for p in saved["tried"]], saved["chosen"]
     results, tried = {}, []
     for value in spec.grid.values:
         name = f"{spec.grid.key}={_grid_value(value)}"
@@ -158,6 +190,7 @@ def _train_grid(spec: CellSpec, folder: Path) -> tuple[Any, list[GridPoint], flo
         tried.append(GridPoint(value=value, dev_ndcg=results[value].settings.dev.tuned["ndcg@10"]))
     chosen = _choose(tried, spec.grid.tolerance)
     logger.info("cell %s: %s = %s chosen on dev", spec.name, spec.grid.key, chosen.value)
+    write_json(record, {"tried": [p.model_dump() for p in tried], "chosen": chosen.value})
     source = folder / "grid" / f"{spec.grid.key}={_grid_value(chosen.value)}" / "model"
     source.rename(folder / "model")
     work_dir(source).rename(work_dir(folder / "model"))
@@ -165,6 +198,15 @@ def _train_grid(spec: CellSpec, folder: Path) -> tuple[Any, list[GridPoint], flo
     shutil.rmtree(folder / "grid")
     trained = results[chosen.value]
     return trained, tried, chosen.value
+
+
+def _earlier_attempts(folder: Path) -> list[dict[str, float]]:
+    """The start and end of each earlier (killed or failed) attempt at this cell, which the
+    runner records (``attempts.json``; the last entry is this attempt)."""
+    record = folder / ATTEMPTS_FILE
+    if not record.is_file():  # a cell run by hand
+        return []
+    return [a for a in json.loads(record.read_text(encoding="utf-8")) if "ended" in a]
 
 
 def run_cell(folder: Path) -> CellResult:
@@ -180,15 +222,20 @@ def run_cell(folder: Path) -> CellResult:
     else:
         trained, grid, chosen = _train_grid(spec, folder)
     settings = _eval_config(spec, folder, str(spec.recipe.get("base_model", "base")))
+    shutil.rmtree(folder / "eval", ignore_errors=True)  # an earlier attempt's, unfinished
     report = evaluate_models(settings, folder / "eval").report
+    earlier = _earlier_attempts(folder)
     result = cell_result(
         spec,
         report,
         trained.settings,
-        wall_seconds=time.perf_counter() - started,
-        # Linux reports kilobytes: the peak of this process (the cell) alone
+        wall_seconds=sum(a["ended"] - a["started"] for a in earlier)
+        + time.perf_counter()
+        - started,
+        # Linux reports kilobytes: the peak of this process (this attempt at the cell) alone
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         size_bytes=_size_bytes(folder / "model"),
+        attempts=len(earlier) + 1,
     )
     if spec.grid is not None:
         result = result.model_copy(
@@ -207,8 +254,8 @@ def _setup_logging(verbosity: str) -> None:
 
 def _die_with_runner(runner_pid: int) -> None:
     """End this process when the runner that started it dies (Linux): after a kill -9 of the
-    runner, the rerun starts this cell over, and an orphan still writing into the cell's
-    folder would corrupt the new attempt."""
+    runner, the rerun resumes this cell, and an orphan still writing into the cell's folder
+    would corrupt the new attempt."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal

@@ -24,6 +24,7 @@ from embedtune.train.config import ProbeSet
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ATTEMPTS_FILE",
     "ERROR_FILE",
     "RESULT_FILE",
     "SPEC_FILE",
@@ -37,11 +38,12 @@ __all__ = [
 ]
 
 
-# A cell's folder: its spec (written first), its result (written last: the cell is done) and,
-# when it failed, the reason.
+# A cell's folder: its spec (written first), its result (written last: the cell is done),
+# when it failed the reason, and when each attempt at it started (a killed cell resumes).
 SPEC_FILE = "spec.json"
 RESULT_FILE = "cell.json"
 ERROR_FILE = "error.txt"
+ATTEMPTS_FILE = "attempts.json"
 
 
 class LearningCurveConfig(BaseModel):

@@ -99,9 +99,10 @@ class CellResult(_Record):
     trainable_parameters: int
     parameters: int
     train_seconds: float
-    wall_seconds: float
-    peak_rss_mb: float
+    wall_seconds: float  # over all attempts, when a killed cell was resumed
+    peak_rss_mb: float  # of the last attempt
     size_mb: float
+    attempts: int = 1
     forgetting: list[ProbeChange] = []
     interpolation_alpha: float | None = None
     # a grid approach: the values tried on dev, and the one kept
@@ -170,6 +171,7 @@ def cell_result(
     wall_seconds: float,
     peak_rss_mb: float,
     size_bytes: int,
+    attempts: int = 1,
 ) -> CellResult:
     """A cell's row from its evaluation report and its model's settings record."""
     systems = report["systems"]
@@ -191,6 +193,7 @@ def cell_result(
         wall_seconds=round(wall_seconds, 1),
         peak_rss_mb=round(peak_rss_mb, 1),
         size_mb=round(size_bytes / 2**20, 2),
+        attempts=attempts,
         forgetting=_probes(settings),
         interpolation_alpha=None if interpolation is None else interpolation["alpha"],
         history=settings.training.history,
@@ -273,6 +276,13 @@ def build_matrix(cells: list[CellResult], not_finished: list[str], data: dict[st
         "every cell shares one recipe (the budget); a learning-curve cell trains on a share "
         "of the training queries with the same dev and test queries",
     ]
+    resumed = [f"{c.name} ({c.attempts})" for c in cells if c.attempts > 1]
+    if resumed:
+        notes.append(
+            "resumed after a kill (attempts): " + ", ".join(resumed) + "; their wall time adds "
+            "each attempt's time up to its last write (the work resumed from), their peak "
+            "memory is the last attempt's"
+        )
     return Matrix(
         data=data,
         cells=cells,

@@ -2,10 +2,12 @@
 matrix.
 
 Resumable: a cell whose folder holds ``cell.json`` is done and skipped. A cell without it (a
-process killed midway, or a failed one) is started over: its folder is deleted and rebuilt,
-which is simpler and surer than resuming a half-trained model whose pairs may be half-written.
-A finished cell made with other settings (the config changed) is refused, so a folder's
-matrix always describes one set of cells; new approaches may be added to a config later.
+process killed midway, or a failed one) made with the same settings resumes: its training
+continues from its last complete checkpoint (an mlm cell's pretraining takes hours on a CPU),
+a model it finished is kept, and its test evaluation is done again. A cell made with other
+settings is started over. A finished cell made with other settings (the config changed) is
+refused, so a folder's matrix always describes one set of cells; new approaches may be added
+to a config later.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from embedtune.compare.config import (
+    ATTEMPTS_FILE,
     ERROR_FILE,
     RESULT_FILE,
     SPEC_FILE,
@@ -132,11 +135,46 @@ def _stale(cells: list[CellSpec], folder: Path) -> list[str]:
     return stale
 
 
-def _run_cell(cell: CellSpec, folder: Path) -> str | None:
-    """Run one cell in a child process; None on success, else why it failed."""
-    if folder.exists():  # an unfinished earlier attempt: start over
+def _same_settings(cell: CellSpec, folder: Path) -> bool:
+    try:
+        old = CellSpec.model_validate_json((folder / SPEC_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or written by another embedtune
+        return False
+    return _spec_text(old) == _spec_text(cell)
+
+
+def _last_write(folder: Path) -> float:
+    """When the newest file under ``folder`` was written (0 for none)."""
+    return max((f.stat().st_mtime for f in folder.rglob("*") if f.is_file()), default=0.0)
+
+
+def _prepare(cell: CellSpec, folder: Path) -> None:
+    """An unfinished earlier attempt made with these settings is kept for the cell to resume
+    (anything else there is deleted), and this attempt's start is recorded.
+
+    An attempt killed midway left no end time: it is taken as its last write in the folder
+    (a checkpoint, most often), so the cell's wall time counts the work it resumes from and
+    not the work it lost, which the new attempt does again (and counts then)."""
+    attempts: list[dict[str, float]] = []
+    if folder.exists() and _same_settings(cell, folder):
+        record = folder / ATTEMPTS_FILE
+        if record.is_file():
+            attempts = json.loads(record.read_text(encoding="utf-8"))
+        else:  # started by an embedtune without the record: the spec is written first
+            attempts = [{"started": (folder / SPEC_FILE).stat().st_mtime}]
+        if attempts and "ended" not in attempts[-1]:
+            attempts[-1]["ended"] = max(_last_write(folder), attempts[-1]["started"])
+        (folder / ERROR_FILE).unlink(missing_ok=True)
+        logger.info("cell %s: resuming an unfinished attempt", cell.name)
+    elif folder.exists():  # made with other settings
         shutil.rmtree(folder)
     write_text(folder / SPEC_FILE, cell.model_dump_json(indent=2))
+    write_json(folder / ATTEMPTS_FILE, [*attempts, {"started": time.time()}])
+
+
+def _run_cell(cell: CellSpec, folder: Path) -> str | None:
+    """Run one cell in a child process; None on success, else why it failed."""
+    _prepare(cell, folder)
     done = subprocess.run(
         [sys.executable, "-m", "embedtune.compare.cell", str(folder), str(os.getpid())],
         check=False,
