@@ -287,7 +287,7 @@ def test_pairs_file_training(tmp_path: Path, train_model_dir: Path) -> None:
 
 RESUME_ARGS = [
     "--epochs",
-    "4",
+    "2",
     "--batch-size",
     "4",
     "--lr",
@@ -383,7 +383,7 @@ def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(
     uninterrupted: dict[str, np.ndarray],
 ) -> None:
     out = tmp_path / "model"
-    # 51 pairs / batch 4 → 13 steps an epoch; die while saving the second checkpoint
+    # 51 pairs / batch 4 → 13 steps an epoch; die while saving the second (last) checkpoint
     env = {**os.environ, "EMBEDTUNE_TEST_KILL_BEFORE_MARK": "26"}
     killed = subprocess.run(
         _train_cmd(train_set, train_model_dir, out), env=env, capture_output=True, timeout=600
