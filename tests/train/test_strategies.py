@@ -140,6 +140,16 @@ def test_mlm_pretrains_then_reuses_its_result_on_resume(
     strategy.prepare(again, config, resumed)
     assert "reused" in resumed.notes["mlm"]
     assert all(np.array_equal(after[k].numpy(), v.numpy()) for k, v in snapshot(again).items())
+    # the training's clock counts the phase's seconds across the resume
+    mlm = tmp_path / "work" / "mlm"
+    assert resumed.clock.earlier == json.loads((mlm / "encoder.json").read_text())["seconds"] > 0
+    # killed after its last checkpoint, before the encoder was written: resumed from it
+    (mlm / "encoder.safetensors").unlink()
+    (mlm / "encoder.json").unlink()
+    marker = json.loads((mlm / "checkpoints" / "checkpoint-4" / "embedtune-complete").read_text())
+    from_checkpoint = Domain(texts, tmp_path / "work", resume=True)
+    strategy.prepare(load_model(resolve_model(str(train_model_dir))), config, from_checkpoint)
+    assert marker["step"] == 4 and from_checkpoint.clock.earlier == marker["seconds"] > 0
 
 
 def test_mlm_strategy_in_a_training_run(

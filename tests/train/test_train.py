@@ -21,6 +21,7 @@ from embedtune.errors import ConfigError, DataError
 from embedtune.pairs.build import build_pairs
 from embedtune.run import fine_tune
 from embedtune.run.config import preset, stage_configs
+from embedtune.train.checkpoints import last_complete_checkpoint
 from embedtune.train.data import DevSet
 from embedtune.train.strategies import STRATEGIES, Strategy, get_strategy, register
 
@@ -347,7 +348,7 @@ def test_resume_after_kill_9_gives_the_uninterrupted_weights(
     uninterrupted: dict[str, np.ndarray],
 ) -> None:
     out = tmp_path / "model"
-    env = {**os.environ, "EMBEDTUNE_TEST_STEP_DELAY": "0.05"}
+    env = {**os.environ, "EMBEDTUNE_TEST_STEP_DELAY": "0.2"}
     process = subprocess.Popen(
         _train_cmd(train_set, train_model_dir, out),
         env=env,
@@ -362,6 +363,9 @@ def test_resume_after_kill_9_gives_the_uninterrupted_weights(
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
     assert not out.exists()
+    kept = last_complete_checkpoint(checkpoints)
+    assert kept is not None
+    before = json.loads((kept / "embedtune-complete").read_text())["seconds"]
     # without --resume the unfinished run is protected
     refused = subprocess.run(
         _train_cmd(train_set, train_model_dir, out), capture_output=True, text=True
@@ -374,6 +378,9 @@ def test_resume_after_kill_9_gives_the_uninterrupted_weights(
         timeout=600,
     )
     _assert_same(_weights(out), uninterrupted)
+    # its seconds hold the killed process's up to that checkpoint (slowed by 0.2 s a step,
+    # unlike the resumed one's) and the resumed process's
+    assert json.loads((out / "embedtune.json").read_text())["training"]["seconds"] > before
 
 
 def test_kill_while_a_checkpoint_is_written_falls_back_to_the_last_complete_one(

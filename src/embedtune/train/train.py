@@ -13,7 +13,6 @@ import math
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,13 @@ from embedtune.retrieval.fusion import dev_fusion
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.stats import SIGNIFICANCE_LEVEL
 from embedtune.train.card import render_card
-from embedtune.train.checkpoints import checkpoint_callbacks, last_complete_checkpoint
+from embedtune.train.checkpoints import (
+    COMPLETE,
+    TrainingClock,
+    checkpoint_callbacks,
+    last_complete_checkpoint,
+    recorded_seconds,
+)
 from embedtune.train.config import JOB_FIELDS, TrainConfig, work_dir
 from embedtune.train.data import DevSet
 from embedtune.train.forgetting import (
@@ -312,7 +317,7 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         )
     record = _pair_set(pairs_dir, config)
     strategy = get_strategy(config.strategy)
-    started = time.perf_counter()
+    clock = TrainingClock()
     ref = resolve_model(config.base_model)
     model = load_model(ref, device=config.device)
     if config.max_seq_length:
@@ -339,7 +344,7 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         baseline["bm25"]["ndcg@10"],
     )
     base_state = snapshot(model) if config.interpolate else None
-    model = _adapt(model, config, strategy, Domain(texts, work, resume), info)
+    model = _adapt(model, config, strategy, Domain(texts, work, resume, clock=clock), info)
     if config.general_pairs:
         pairs, info["general_pairs"] = mix_general(
             pairs, config.general_pairs, config.general_fraction, config.seed
@@ -403,10 +408,12 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         train_dataset=train_set,
         loss=loss,
         evaluator=evaluator,
-        callbacks=checkpoint_callbacks(),
+        callbacks=checkpoint_callbacks(clock),
     )
     use_embedtune_progress(trainer)  # one bar; the loss as a DEBUG line, not a raw dict
     checkpoint = _resume_point(work / "checkpoints", resume)
+    if checkpoint is not None:
+        clock.resumed(checkpoint, recorded_seconds(checkpoint / COMPLETE))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainable = count_trainable(trainer.model)  # before adapters are merged away
     model = strategy.finalize(trainer.model, config)
@@ -452,7 +459,7 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         trainer,
         trainable,
         len(pairs),
-        time.perf_counter() - started,
+        clock.seconds(),
         p_vs_base=dev.p_value(tuned_run, base_run),
     )
     if is_main_process():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError
+from embedtune.train.checkpoints import TrainingClock
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,6 +30,9 @@ class Domain:
     work: Path  # the run's work folder: a strategy keeps its resumable state under it
     resume: bool = False
     notes: dict[str, object] = field(default_factory=dict)  # recorded in the model's settings
+    # the training's clock: a strategy's own resumable phase (mlm) records it in its
+    # checkpoints and takes it back on resume
+    clock: TrainingClock = field(default_factory=TrainingClock)
 
 
 Check = Callable[["SentenceTransformer", "TrainConfig"], None]

@@ -13,8 +13,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from embedtune.errors import ConfigError, DataError
-from embedtune.io import is_main_process
-from embedtune.train.checkpoints import checkpoint_callbacks, last_complete_checkpoint
+from embedtune.io import is_main_process, write_json
+from embedtune.train.checkpoints import (
+    COMPLETE,
+    checkpoint_callbacks,
+    last_complete_checkpoint,
+    recorded_seconds,
+)
 from embedtune.train.strategies.base import Domain, Strategy, register, transformer
 
 if TYPE_CHECKING:
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DONE = "encoder.safetensors"  # the adapted encoder, written once the MLM phase has finished
+DONE_RECORD = "encoder.json"  # the training's seconds when it was (written just before DONE)
 
 
 def _check(model: SentenceTransformer, config: TrainConfig) -> None:
@@ -75,6 +81,7 @@ def _pretrain(
     if (folder / DONE).is_file():  # finished before a kill: not redone on resume
         hf.load_state_dict(load_file(str(folder / DONE)), strict=False)
         domain.notes["mlm"] = {"reused": str(folder / DONE)}
+        domain.clock.resumed(folder / DONE, recorded_seconds(folder / DONE_RECORD))
         return model
     from datasets import Dataset as HFDataset
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
@@ -110,18 +117,21 @@ def _pretrain(
         data_collator=DataCollatorForLanguageModeling(
             model.tokenizer, mlm_probability=config.mlm_probability, seed=config.seed
         ),
-        callbacks=checkpoint_callbacks(),
+        callbacks=checkpoint_callbacks(domain.clock),
     )
     from embedtune.train.progress import use_embedtune_progress
 
     use_embedtune_progress(trainer)  # one bar; the loss as a DEBUG line, not a raw dict
     checkpoint = last_complete_checkpoint(folder / "checkpoints") if domain.resume else None
+    if checkpoint is not None:
+        domain.clock.resumed(checkpoint, recorded_seconds(checkpoint / COMPLETE))
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     encoder = {k: v.contiguous() for k, v in mlm.base_model.state_dict().items()}
     hf.load_state_dict(encoder, strict=False)
     if is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / DONE_RECORD, {"seconds": domain.clock.seconds()})
         tmp = folder / f".{DONE}.tmp"
         save_file(encoder, str(tmp))
         tmp.replace(folder / DONE)
