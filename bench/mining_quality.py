@@ -1,7 +1,7 @@
 """Test quality and cost of candidate mining and of the BM25 dev pool against today's
 defaults (issue 18).
 
-Three arms, each a (mining, dev pool) pair; the real CLI builds each mining mode's pairs once
+Four arms, each a (mining, dev pool) pair; the real CLI builds each mining mode's pairs once
 (a fresh embedding cache per mode, so its seconds are its own), trains on them once per seed
 and evaluates on the test split:
 
@@ -10,7 +10,10 @@ and evaluates on the test split:
 - ``candidates``: ``--mining candidates`` (only each training query's BM25 top 100 and its
   judged documents are encoded), today's dev pool;
 - ``candidates+bm25-dev``: candidate mining and ``--dev-pool-from bm25`` (the base model
-  encodes only BM25's top 100 of each dev query and the judged documents).
+  encodes only BM25's top 100 of each dev query and the judged documents);
+- ``candidates+bm25-dev30``: the same with a shallower pool, BM25's top 30 (``dev_pool: 30``):
+  the dev pool, not mining, is what the first training step waits for on a large corpus
+  (BENCHMARKS.md, "Time to the first training step").
 
     .venv/bin/python bench/mining_quality.py --data ../shared/data/finance10k --split train \\
         --test ../shared/data/finance10k --test-split test --seeds 1,2,3 [--pad 10000]
@@ -49,10 +52,11 @@ from embedtune.retrieval.stats import randomization_test
 
 OUT = Path(__file__).resolve().parent / "out" / "mining-quality"
 EMBEDTUNE = [str(Path(sys.executable).parent / "embedtune")]  # the installed CLI
-ARMS = {  # name → (mining, dev_pool_from)
-    "corpus": ("corpus", "bm25+base"),
-    "candidates": ("candidates", "bm25+base"),
-    "candidates+bm25-dev": ("candidates", "bm25"),
+ARMS = {  # name → (mining, dev_pool_from, dev_pool: documents per dev query and source)
+    "corpus": ("corpus", "bm25+base", 100),
+    "candidates": ("candidates", "bm25+base", 100),
+    "candidates+bm25-dev": ("candidates", "bm25", 100),
+    "candidates+bm25-dev30": ("candidates", "bm25", 30),
 }
 
 
@@ -118,7 +122,7 @@ def build_pairs(
 def train_and_test(
     arm: str, seed: int, args: argparse.Namespace, out: Path, env: dict[str, str]
 ) -> dict[str, Any]:
-    mining, dev_pool = ARMS[arm]
+    mining, dev_pool, depth = ARMS[arm]
     where = out / arm / f"seed-{seed}"
     done = where / "result.json"
     if done.is_file():  # measured by an earlier, interrupted invocation
@@ -129,6 +133,9 @@ def train_and_test(
     # the pairs folder holds its data and dev split
     command = [*EMBEDTUNE, "train", "--pairs", str(out / f"pairs-{mining}" / "pairs")]
     command += ["--seed", str(seed), "-o", str(model), "--dev-pool-from", dev_pool]
+    recipe = where / "recipe.yaml"  # the default preset, but for the pool's depth
+    recipe.write_text(f"dev_pool: {depth}\n", encoding="utf-8")
+    command += ["--config", str(recipe)]
     train_s = timed(command, env, where / "train.log")
     command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
     command += [str(model), "--systems", "tuned-maxp", "-o", str(where / "eval")]
@@ -162,12 +169,12 @@ def main() -> None:
     same_pairs = mined["corpus"] == mined["candidates"]
     seeds_of: dict[str, dict[int, Any]] = {}
     reused: dict[str, str] = {}
-    for arm, (mining, dev_pool) in ARMS.items():
+    for arm, (mining, dev_pool, depth) in ARMS.items():
         twin = next(
             (
                 a
                 for a in seeds_of
-                if ARMS[a][1] == dev_pool and (ARMS[a][0] == mining or same_pairs)
+                if ARMS[a][1:] == (dev_pool, depth) and (ARMS[a][0] == mining or same_pairs)
             ),
             None,
         )
@@ -188,6 +195,7 @@ def main() -> None:
             arm: {
                 "mining": ARMS[arm][0],
                 "dev_pool_from": ARMS[arm][1],
+                "dev_pool": ARMS[arm][2],
                 "pairs_s": pairs[ARMS[arm][0]]["pairs_s"],
                 "train_s": [runs[s]["train_s"] for s in seeds],
                 "ndcg@10": [_mean(runs[s]["per_query"]) for s in seeds],
