@@ -87,7 +87,7 @@ def restore(keep: Path, run: Path) -> None:
         if (target / "cell.json").is_file():
             print(f"{cell.name}: already in {run}, kept")
             continue
-        if target.exists():  # an unfinished attempt: the runner would start it over anyway
+        if target.exists():  # an unfinished attempt: the finished one kept here replaces it
             shutil.rmtree(target)
         shutil.copytree(cell, target)
         print(f"restored {cell.name}")
