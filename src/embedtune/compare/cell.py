@@ -113,13 +113,12 @@ def _train(spec: CellSpec, folder: Path, recipe: dict[str, Any], model: Path) ->
     """Pairs (shared with the comparison's other cells) and training into ``model``; an
     earlier attempt's finished model is kept, and its checkpoints are resumed from."""
     from embedtune.run.pipeline import fine_tune
-    from embedtune.train.config import work_dir
+    from embedtune.train.config import has_checkpoints
 
     done = _trained(model)
     if done is not None:
         return done
-    # contrastive checkpoints, or those of the mlm strategy's pretraining phase
-    resume = any((work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints"))
+    resume = has_checkpoints(model)
 
     def train() -> Any:
         return fine_tune(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from embedtune.train.train import TrainResult
 
 from embedtune.run.config import RunConfig, merge_settings, preset, stage_configs
-from embedtune.train.config import work_dir
+from embedtune.train.config import has_checkpoints, work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ def _stage_configs(config: RunConfig, folder: Path, train_data: str) -> tuple[An
         split=data.train_split,
         dev_split=data.dev_split,
         skip_bad=data.skip_bad,
-        # contrastive checkpoints, or those of the mlm strategy's pretraining phase
-        resume=any((work_dir(model) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints")),
+        resume=has_checkpoints(model),
     )
 
 

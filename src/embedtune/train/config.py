@@ -17,6 +17,12 @@ def work_dir(output: str | Path) -> Path:
     return out.parent / f"{out.name}.work"
 
 
+def has_checkpoints(output: str | Path) -> bool:
+    """Whether an interrupted training into ``output`` left checkpoints to resume from: the
+    contrastive ones, or those of the mlm strategy's pretraining phase."""
+    return any((work_dir(output) / sub).is_dir() for sub in ("checkpoints", "mlm/checkpoints"))
+
+
 # Fields of a TrainConfig that say where, not how: not part of the recipe stored with a model.
 JOB_FIELDS = ("output", "pairs_dir", "resume", "overwrite")
 
