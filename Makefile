@@ -47,8 +47,11 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 
+# Tests run in one worker per core (at most 4), one torch thread each (tests/conftest.py): most
+# tests are a single thread waiting on a process start or a tiny model, so on 2 cores this halves
+# the time. `pytest -n 0` runs them in one process, for debugging.
 test: lint
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/eval_shared.py
