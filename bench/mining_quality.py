@@ -26,9 +26,9 @@ train the same computation (CPU training is deterministic for a seed), so the la
 the earlier one's models (said in the output). Rerunning resumes: finished steps are kept in
 bench/out/mining-quality/<name>/.
 
-Writes bench/out/mining-quality/<name>/results.json, keeps it with every arm's per-query test
-scores in bench/results/mining-quality/<name>.json (committed: the table and the tests can be
-computed again from it) and prints a Markdown table: pairs-stage
+Writes bench/results/mining-quality/<name>.json (committed: the record with every arm's
+per-query test scores, from which the table and the tests can be computed again) and prints a
+Markdown table: pairs-stage
 seconds, training seconds, per seed the test nDCG@10 (dense max-passage) and the mean, and for
 each arm a paired randomization test against ``corpus`` over the test queries (seed-averaged).
 """
@@ -206,7 +206,6 @@ def main() -> None:
             for arm, runs in seeds_of.items()
         },
     }
-    (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     KEPT.mkdir(parents=True, exist_ok=True)
     per_query = {arm: {s: runs[s]["per_query"] for s in seeds} for arm, runs in seeds_of.items()}
     kept = json.dumps({**record, "per_query_ndcg@10": per_query}, indent=1)
