@@ -26,11 +26,15 @@ train the same computation (CPU training is deterministic for a seed), so the la
 the earlier one's models (said in the output). Rerunning resumes: finished steps are kept in
 bench/out/mining-quality/<name>/.
 
+``--arms`` runs some of the arms (``corpus`` always): the default is chosen as the cheapest
+arm that qualifies (BENCHMARKS.md), so the cheapest can be measured first.
+
 Writes bench/results/mining-quality/<name>.json (committed: the record with every arm's
-per-query test scores, from which the table and the tests can be computed again) and prints a
-Markdown table: pairs-stage
-seconds, training seconds, per seed the test nDCG@10 (dense max-passage) and the mean, and for
-each arm a paired randomization test against ``corpus`` over the test queries (seed-averaged).
+per-query test scores, dense max-passage and hybrid, from which the table and the tests can be
+computed again) and prints a Markdown table: pairs-stage seconds, training seconds, per seed
+the test nDCG@10 (dense max-passage) and the mean, the hybrid mean, and for each arm a paired
+randomization test against ``corpus`` over the test queries (seed-averaged), dense and hybrid.
+Results measured before hybrid was scored get their test run again (the models are kept).
 """
 
 from __future__ import annotations
@@ -129,25 +133,39 @@ def train_and_test(
     where = out / arm / f"seed-{seed}"
     done = where / "result.json"
     if done.is_file():  # measured by an earlier, interrupted invocation
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        if "per_query_hybrid" not in result:  # measured before hybrid was scored: its model
+            result.update(test(where, args, env))  # is kept, so only the test runs again
+            done.write_text(json.dumps(result))
+        return result
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
-    model = where / "model"
     # the pairs folder holds its data and dev split
     command = [*EMBEDTUNE, "train", "--pairs", str(out / f"pairs-{mining}" / "pairs")]
-    command += ["--seed", str(seed), "-o", str(model), "--dev-pool-from", dev_pool]
+    command += ["--seed", str(seed), "-o", str(where / "model"), "--dev-pool-from", dev_pool]
     recipe = where / "recipe.yaml"  # the default preset, but for the pool's depth
     recipe.write_text(f"dev_pool: {depth}\n", encoding="utf-8")
     command += ["--config", str(recipe)]
     train_s = timed(command, env, where / "train.log")
-    command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
-    command += [str(model), "--systems", "tuned-maxp", "-o", str(where / "eval")]
-    timed(command, env, where / "eval.log")
-    scores = json.loads((where / "eval" / "per_query.json").read_text())["tuned-maxp"]["ndcg@10"]
     print(f"{arm} seed {seed}: trained in {train_s:.0f} s", flush=True)
-    result = {"train_s": round(train_s, 1), "per_query": scores}
+    result = {"train_s": round(train_s, 1), **test(where, args, env)}
     done.write_text(json.dumps(result))
     return result
+
+
+def test(where: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Per-query test nDCG@10 of ``where``'s model: max-passage dense and hybrid."""
+    if not (where / "model").is_dir():
+        raise SystemExit(f"{where / 'model'} is gone: delete {where} to train it again")
+    shutil.rmtree(where / "eval", ignore_errors=True)
+    command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
+    command += [str(where / "model"), "--systems", "tuned-maxp,tuned-hybrid"]
+    timed([*command, "-o", str(where / "eval")], env, where / "eval.log")
+    scores = json.loads((where / "eval" / "per_query.json").read_text())
+    return {
+        "per_query": scores["tuned-maxp"]["ndcg@10"],
+        "per_query_hybrid": scores["tuned-hybrid"]["ndcg@10"],
+    }
 
 
 def main() -> None:
@@ -159,8 +177,17 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--pad", type=int, help="pad the training corpus to this many documents")
     parser.add_argument("--name", help="results folder name (default: the data folder's)")
+    parser.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help="comma-separated arms to run (corpus always); the record keeps the arms of "
+        "earlier invocations too",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = {"corpus", *args.arms.split(",")}
+    if unknown := wanted - set(ARMS):
+        parser.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
     name = args.name or args.data.name + (f"-pad{args.pad}" if args.pad else "")
     out = OUT / name
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +200,8 @@ def main() -> None:
     seeds_of: dict[str, dict[int, Any]] = {}
     reused: dict[str, str] = {}
     for arm, (mining, dev_pool, depth) in ARMS.items():
+        if arm not in wanted and not (out / arm).is_dir():
+            continue
         twin = next(
             (
                 a
@@ -202,13 +231,18 @@ def main() -> None:
                 "pairs_s": pairs[ARMS[arm][0]]["pairs_s"],
                 "train_s": [runs[s]["train_s"] for s in seeds],
                 "ndcg@10": [_mean(runs[s]["per_query"]) for s in seeds],
+                "hybrid ndcg@10": [_mean(runs[s]["per_query_hybrid"]) for s in seeds],
             }
             for arm, runs in seeds_of.items()
         },
     }
     KEPT.mkdir(parents=True, exist_ok=True)
     per_query = {arm: {s: runs[s]["per_query"] for s in seeds} for arm, runs in seeds_of.items()}
-    kept = json.dumps({**record, "per_query_ndcg@10": per_query}, indent=1)
+    hybrid = {
+        arm: {s: runs[s]["per_query_hybrid"] for s in seeds} for arm, runs in seeds_of.items()
+    }
+    kept = {**record, "per_query_ndcg@10": per_query, "per_query_hybrid_ndcg@10": hybrid}
+    kept = json.dumps(kept, indent=1)
     (KEPT / f"{name}.json").write_text(kept + "\n", encoding="utf-8")
     print(summarise(record, seeds_of, seeds))
 
@@ -217,27 +251,37 @@ def _mean(scores: dict[str, float]) -> float:
     return round(float(np.mean(list(scores.values()))), 4)
 
 
-def _averaged(runs: dict[int, Any], seeds: list[int]) -> np.ndarray:
+def _averaged(runs: dict[int, Any], seeds: list[int], key: str = "per_query") -> np.ndarray:
     """Each test query's nDCG@10 averaged over the seeds (queries in a fixed order)."""
-    queries = sorted(runs[seeds[0]]["per_query"])
-    return np.array([np.mean([runs[s]["per_query"][q] for s in seeds]) for q in queries])
+    queries = sorted(runs[seeds[0]][key])
+    return np.array([np.mean([runs[s][key][q] for s in seeds]) for q in queries])
+
+
+def _versus(runs: dict[int, Any], base: dict[int, Any], seeds: list[int], key: str) -> str:
+    """The seed-averaged difference from ``base`` and its paired randomization test."""
+    ours, theirs = _averaged(runs, seeds, key), _averaged(base, seeds, key)
+    p = randomization_test(ours, theirs)
+    return f"{(ours - theirs).mean():+.4f} (p = {p:.3f})"
 
 
 def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]) -> str:
     head = " | ".join(f"seed {s}" for s in seeds)
-    rows = [f"| arm | pairs s | train s (mean) | {head} | mean nDCG@10 | vs corpus |"]
-    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 2))
-    base = _averaged(seeds_of["corpus"], seeds)
+    rows = [
+        f"| arm | pairs s | train s (mean) | {head} | mean nDCG@10 | vs corpus "
+        "| hybrid mean | hybrid vs corpus |"
+    ]
+    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 4))
+    base = seeds_of["corpus"]
     for arm, r in record["arms"].items():
         values = " | ".join(f"{v:.4f}" for v in r["ndcg@10"])
-        ours = _averaged(seeds_of[arm], seeds)
-        versus = "—"
+        dense = hybrid = "—"
         if arm != "corpus":
-            p = randomization_test(ours, base)
-            versus = f"{(ours - base).mean():+.4f} (p = {p:.3f})"
+            dense = _versus(seeds_of[arm], base, seeds, "per_query")
+            hybrid = _versus(seeds_of[arm], base, seeds, "per_query_hybrid")
         rows.append(
             f"| {arm} | {r['pairs_s']:.0f} | {np.mean(r['train_s']):.0f} | {values} | "
-            f"{np.mean(r['ndcg@10']):.4f} | {versus} |"
+            f"{np.mean(r['ndcg@10']):.4f} | {dense} | {np.mean(r['hybrid ndcg@10']):.4f} "
+            f"| {hybrid} |"
         )
     notes = [
         f"{record['same_negatives']} of {record['pairs']} pairs have the same negatives "

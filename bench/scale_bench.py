@@ -13,8 +13,11 @@ and peak memory (max RSS).
     .venv/bin/python bench/scale_bench.py --sizes 10000 --modes corpus,candidates
 
 Modes: ``corpus`` (today's default: every passage encoded to mine; the base model searches
-the whole dev corpus) and ``candidates`` (``mining: candidates``, ``dev_pool_from: bm25``).
-Writes bench/out/scale/results.json and prints a Markdown table.
+the whole dev corpus), ``candidates`` (``mining: candidates``, ``dev_pool_from: bm25``) and
+``candidates+bm25-dev30`` (the same with a dev pool of BM25's top 30, ``dev_pool: 30``).
+Adds each cell to bench/results/scale.json (committed; a cell measured again replaces its
+earlier row) and prints a Markdown table of this invocation's cells. The corpora and the
+cells' scratch folders are in bench/out/scale/.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ from typing import Any
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out" / "scale"
+KEPT = Path(__file__).resolve().parent / "results" / "scale.json"  # committed: every cell run
 MODES = {
     "corpus": {"pairs": {"mining": "corpus"}, "dev_pool_from": "bm25+base"},
     "candidates": {"pairs": {"mining": "candidates"}, "dev_pool_from": "bm25"},
+    # bench/mining_quality.py's cheapest arm: BM25's top 30 documents per dev query
+    "candidates+bm25-dev30": {
+        "pairs": {"mining": "candidates"},
+        "dev_pool_from": "bm25",
+        "dev_pool": 30,
+    },
 }
 
 
@@ -198,8 +208,20 @@ def main() -> None:
             cell = {"size": size, "mode": mode, **row}
             results["cells"].append(cell)
             print(cell, flush=True)
-            (OUT / "results.json").write_text(json.dumps(results, indent=2))
+            keep(results, cell)
     print(markdown(results))
+
+
+def keep(results: dict[str, Any], cell: dict[str, Any]) -> None:
+    """Add ``cell`` (with its invocation's settings) to bench/results/scale.json."""
+    settings = {k: results[k] for k in ("date", "machine", "command", "queries", "depth")}
+    row = {**settings, **cell}
+    same = ("size", "mode", "queries", "depth")
+    kept = json.loads(KEPT.read_text()) if KEPT.is_file() else []
+    kept = [c for c in kept if any(c.get(k) != row[k] for k in same)] + [row]
+    partial = KEPT.with_suffix(".partial")
+    partial.write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
+    partial.replace(KEPT)
 
 
 def markdown(results: dict[str, Any]) -> str:
