@@ -194,6 +194,9 @@ def main() -> None:
     data = pad(args.data, args.split, args.pad, out / "data") if args.pad else args.data
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBEDTUNE_CACHE": str(out / "cache")}
     pairs = {m: build_pairs(m, args, data, out, env) for m in ("corpus", "candidates")}
+    if not (out / "cache").exists():  # as `embedtune train DATA` would, training reads the
+        # base model's encodings its pairs stage wrote (the timed pairs runs had their own)
+        shutil.copytree(out / "pairs-corpus" / "cache", out / "cache")
     mined = {m: negatives(p["pairs"]) for m, p in pairs.items()}
     agree = sum(1 for k, v in mined["corpus"].items() if mined["candidates"].get(k) == v)
     same_pairs = mined["corpus"] == mined["candidates"]
