@@ -34,7 +34,8 @@ per-query test scores, dense max-passage and hybrid, from which the table and th
 computed again) and prints a Markdown table: pairs-stage seconds, training seconds, per seed
 the test nDCG@10 (dense max-passage) and the mean, the hybrid mean, and for each arm a paired
 randomization test against ``corpus`` over the test queries (seed-averaged), dense and hybrid.
-Results measured before hybrid was scored get their test run again (the models are kept).
+Results measured before hybrid was scored (with the weights training chose on dev, as
+``embedtune eval --fusion dev``) get their test run again (the models are kept).
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ def train_and_test(
     done = where / "result.json"
     if done.is_file():  # measured by an earlier, interrupted invocation
         result = json.loads(done.read_text())
-        if "per_query_hybrid" not in result:  # measured before hybrid was scored: its model
-            result.update(test(where, args, env))  # is kept, so only the test runs again
+        if result.get("hybrid_fusion") != "dev":  # measured before hybrid was scored with
+            result.update(test(where, args, env))  # dev's weights: its test runs again
             done.write_text(json.dumps(result))
         return result
     shutil.rmtree(where, ignore_errors=True)
@@ -159,12 +160,14 @@ def test(where: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str
         raise SystemExit(f"{where / 'model'} is gone: delete {where} to train it again")
     shutil.rmtree(where / "eval", ignore_errors=True)
     command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
-    command += [str(where / "model"), "--systems", "tuned-maxp,tuned-hybrid"]
+    # hybrid as embedtune ships it: fused with the weights training chose on its dev pool
+    command += [str(where / "model"), "--systems", "tuned-maxp,tuned-hybrid", "--fusion", "dev"]
     timed([*command, "-o", str(where / "eval")], env, where / "eval.log")
     scores = json.loads((where / "eval" / "per_query.json").read_text())
     return {
         "per_query": scores["tuned-maxp"]["ndcg@10"],
         "per_query_hybrid": scores["tuned-hybrid"]["ndcg@10"],
+        "hybrid_fusion": "dev",
     }
 
 
@@ -203,7 +206,8 @@ def main() -> None:
     seeds_of: dict[str, dict[int, Any]] = {}
     reused: dict[str, str] = {}
     for arm, (mining, dev_pool, depth) in ARMS.items():
-        if arm not in wanted and not (out / arm).is_dir():
+        finished = all((out / arm / f"seed-{s}" / "result.json").is_file() for s in seeds)
+        if arm not in wanted and not finished:  # (an earlier invocation's are reported)
             continue
         twin = next(
             (
