@@ -244,13 +244,10 @@ def main() -> None:
         },
     }
     KEPT.mkdir(parents=True, exist_ok=True)
-    per_query = {arm: {s: runs[s]["per_query"] for s in seeds} for arm, runs in seeds_of.items()}
-    hybrid = {
-        arm: {s: runs[s]["per_query_hybrid"] for s in seeds} for arm, runs in seeds_of.items()
-    }
-    kept = {**record, "per_query_ndcg@10": per_query, "per_query_hybrid_ndcg@10": hybrid}
-    kept = json.dumps(kept, indent=1)
-    (KEPT / f"{name}.json").write_text(kept + "\n", encoding="utf-8")
+    kept = dict(record)
+    for key in ("per_query", "per_query_hybrid"):  # every arm's and seed's test scores
+        kept[f"{key}_ndcg@10"] = {a: {s: r[s][key] for s in seeds} for a, r in seeds_of.items()}
+    (KEPT / f"{name}.json").write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
     print(summarise(record, seeds_of, seeds))
 
 

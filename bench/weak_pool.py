@@ -70,10 +70,8 @@ def main() -> None:
     if done.returncode != 0:
         raise SystemExit(f"embedtune compare {path} failed ({done.returncode})")
     cell = Path(settings["output"]) / "cells" / "weak"
-    new, old = (
-        json.loads((cell / "cell.json").read_text()),
-        json.loads((AGAINST / "cell.json").read_text()),
-    )
+    new = json.loads((cell / "cell.json").read_text())
+    old = json.loads((AGAINST / "cell.json").read_text())
     ours, theirs = _scores(cell), _scores(AGAINST)
     queries = sorted(theirs)
     a = np.array([ours[q] for q in queries])
@@ -83,7 +81,6 @@ def main() -> None:
         "against": str(AGAINST.relative_to(HERE.parent)),
         "rows": {
             name: {
-                "dev corpus": c["dev"].get("corpus"),
                 "train_s": c["train_seconds"],
                 "cell_s": c["wall_seconds"],
                 "pseudo-dev tuned": c["dev"]["tuned"]["ndcg@10"],
