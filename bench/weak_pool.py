@@ -1,15 +1,17 @@
-"""The label-free path's pseudo-dev pool: today's against one whose cost follows the dev
-queries (issue 18).
+"""The label-free path under issue 18's defaults: its pseudo-dev pool and its mining, today's
+against ones whose cost follows the queries.
 
 Label-free training (``--supervision weak``) scores its checkpoints, and chooses its
 interpolation weight, on a pseudo-dev split drawn from the corpus. With today's pool (the
 top 100 of BM25 and of the base model per pseudo-dev query) that pool covered 2,381 of
 mediqa2019-qa's 2,397 answers, and the pseudo-dev evaluations were most of the cell's time.
 This runs the same cell as examples/compare-mediqa.yaml's ``weak`` (same data, recipe, seed
-and pairs) with only the pool changed, through the real ``embedtune compare``, and tests its
+and pseudo-queries), made with the ``bm25+base`` pool of 100 and whole-corpus mining, with
+only the pool and the mining changed, through the real ``embedtune compare``, and tests its
 per-query test nDCG@10 (dense max-passage) against the kept ``weak`` cell:
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/weak_pool.py --dev-pool 30 --dev-pool-from bm25
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/weak_pool.py --dev-pool 30 --dev-pool-from bm25 \
+        --mining candidates
 
 The forgetting probe (cranfield) is left out: it is scored after training and changes
 nothing that is compared here. Writes bench/out/weak-pool/ (the comparison folder) and
@@ -37,13 +39,15 @@ AGAINST = HERE / "results" / "mediqa2019-qa" / "cells" / "weak"
 EMBEDTUNE = str(Path(sys.executable).parent / "embedtune")  # the installed CLI
 
 
-def config(pool: int, pool_from: str) -> dict[str, Any]:
-    """examples/compare-mediqa.yaml's weak cell, but for the pool (and without probes)."""
+def config(pool: int, pool_from: str, mining: str) -> dict[str, Any]:
+    """examples/compare-mediqa.yaml's weak cell, but for the pool and the mining (and
+    without probes)."""
     spec = json.loads((AGAINST / "spec.json").read_text(encoding="utf-8"))
     recipe = {k: v for k, v in spec["recipe"].items() if k not in {"probes", "strategy"}}
     recipe |= {"dev_pool": pool, "dev_pool_from": pool_from}
+    recipe["pairs"] = {**recipe.get("pairs", {}), "mining": mining}
     return {
-        "output": str(OUT / f"pool-{pool_from}-{pool}"),
+        "output": str(OUT / f"{mining}-pool-{pool_from}-{pool}"),
         "preset": "default",
         "data": spec["data"],
         "train": {k: v for k, v in recipe.items() if k != "supervision"},
@@ -61,10 +65,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev-pool", type=int, default=30)
     parser.add_argument("--dev-pool-from", default="bm25", choices=["bm25", "bm25+base"])
+    parser.add_argument("--mining", default="candidates", choices=["candidates", "corpus"])
     args = parser.parse_args()
-    settings = config(args.dev_pool, args.dev_pool_from)
+    settings = config(args.dev_pool, args.dev_pool_from, args.mining)
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"pool-{args.dev_pool_from}-{args.dev_pool}.yaml"
+    path = Path(settings["output"] + ".yaml")
     path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     done = subprocess.run([EMBEDTUNE, "compare", str(path)])  # resumes a stopped run
     if done.returncode != 0:
@@ -78,6 +83,7 @@ def main() -> None:
     b = np.array([theirs[q] for q in queries])
     record = {
         "pool": f"{args.dev_pool} from {args.dev_pool_from}",
+        "mining": args.mining,
         "against": str(AGAINST.relative_to(HERE.parent)),
         "rows": {
             name: {

@@ -208,6 +208,11 @@ CASES = [
         "dev_pool_from",
     ),
     Case(
+        "train-dev-pool",
+        lambda w: ["train", str(w.data), "-o", w.p("m"), "--dev-pool", "5"],
+        "dev_pool",
+    ),
+    Case(
         "train-matryoshka",
         lambda w: ["train", str(w.data), "-o", w.p("m"), "--matryoshka", "a,b"],
         "a,b",

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from embedtune.cli.main import app
 from embedtune.compare import CellResult, CompareConfig, compare, plan_cells
+from embedtune.compare.config import BEFORE_SETTINGS, CellSpec, same_settings
 from embedtune.compare.matrix import build_matrix, render_markdown
 from embedtune.errors import ConfigError
 from embedtune.pairs.build import build_pairs
@@ -268,6 +269,47 @@ def test_only_names_a_planned_cell(tmp_path: Path, train_set: Path, train_model_
     with pytest.raises(ConfigError, match=r"--only lora@0\.5: no such cell; cells: full, lora"):
         compare(config, only=["lora@0.5"])
     assert not (tmp_path / "cmp").exists()
+
+
+def _planned(train: dict[str, Any]) -> CellSpec:
+    config = {
+        "output": "cmp",
+        "data": {"train": "train", "test": "test"},
+        "train": train,
+        "approaches": ["full"],
+    }
+    return plan_cells(CompareConfig.model_validate(config))[0]
+
+
+def test_a_finished_cell_is_compared_by_its_settings_with_every_default_filled_in() -> None:
+    cell = _planned({"seed": 1})
+    settings = cell.settings
+    assert settings is not None
+    # a default said out loud is the same cell; another value is not
+    assert same_settings(cell, _planned({"seed": 1, "epochs": settings["train"]["epochs"]}))
+    assert not same_settings(cell, _planned({"seed": 2}))
+    # a default changed after the cell was made does not pass for the same settings
+    before = {**settings, "train": {**settings["train"], "dev_pool": 77}}
+    assert not same_settings(cell.model_copy(update={"settings": before}), cell)
+    # a setting added to embedtune since counts at its default, and only there
+    older = {
+        **settings,
+        "train": {k: v for k, v in settings["train"].items() if k != "weight_decay"},
+    }
+    made_before = cell.model_copy(update={"settings": older})
+    assert same_settings(made_before, cell)
+    assert not same_settings(made_before, _planned({"seed": 1, "weight_decay": 0.1}))
+    # one removed since is not compared
+    removed = {**settings, "train": {**settings["train"], "gone": 3}}
+    assert same_settings(cell.model_copy(update={"settings": removed}), cell)
+
+
+def test_a_cell_recorded_before_its_settings_were_has_the_defaults_of_then() -> None:
+    legacy = _planned({"seed": 1}).model_copy(update={"settings": None})
+    assert same_settings(legacy, _planned({"seed": 1, **BEFORE_SETTINGS}))
+    assert not same_settings(legacy, _planned({"seed": 1, **BEFORE_SETTINGS, "dev_pool": 50}))
+    mined = {"pairs": {"mining": "candidates"}}  # a value unlike the one then
+    assert not same_settings(legacy, _planned({"seed": 1, **BEFORE_SETTINGS, **mined}))
 
 
 def test_query_fraction_keeps_the_dev_queries(

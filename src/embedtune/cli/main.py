@@ -447,6 +447,10 @@ def train(
         ),
     ] = None,
     mining_encoder: MiningEncoderOption = None,
+    dev_pool: Annotated[
+        int | None,
+        typer.Option(help="documents per dev query in the dev pool (default 100)"),
+    ] = None,
     dev_pool_from: Annotated[
         str | None,
         typer.Option(
@@ -488,6 +492,7 @@ def train(
             ("max_steps", max_steps),
             ("seed", seed),
             ("device", device),
+            ("dev_pool", dev_pool),
             ("dev_pool_from", dev_pool_from),
         ):
             if value is not None:

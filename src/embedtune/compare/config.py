@@ -18,6 +18,7 @@ from embedtune.run.config import (
     merge_settings,
     preset,
     read_yaml_mapping,
+    resolved_recipe,
 )
 from embedtune.train.config import ProbeSet
 
@@ -35,6 +36,8 @@ __all__ = [
     "check_general_pairs",
     "load_compare_config",
     "plan_cells",
+    "problem",
+    "same_settings",
 ]
 
 
@@ -112,6 +115,62 @@ class CellSpec(BaseModel):
     eval: RunEvalConfig
     grid: GridSpec | None = None
     verbosity: str = "normal"
+    # The recipe resolved (every default filled in) when the cell was planned. A finished
+    # cell is compared by it, so a default changed since does not pass for the same
+    # settings. None in specs written before it was recorded.
+    settings: dict[str, Any] | None = None
+
+
+# A spec without `settings` was made by an embedtune whose defaults for these were the
+# values below; they are written out because issue 18 may change them (candidate mining and a
+# BM25-only dev pool, measured by bench/mining_quality.py).
+BEFORE_SETTINGS: dict[str, Any] = {
+    "pairs": {"mining": "corpus"},
+    "dev_pool": 100,
+    "dev_pool_from": "bm25+base",
+}
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one mapping of dotted keys (``pairs.mining``)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _settings(cell: CellSpec) -> dict[str, Any]:
+    if cell.settings is not None:
+        return _flat(cell.settings)
+    return _flat(resolved_recipe(merge_settings(BEFORE_SETTINGS, cell.recipe)))
+
+
+def same_settings(old: CellSpec, new: CellSpec) -> bool:
+    """Whether the cell ``old`` describes is the one ``new`` would make: the same data,
+    evaluation and grid, and the same recipe once every default is filled in. A setting
+    ``old`` does not know (added to embedtune since) must be at its default; one ``new``
+    does not know (removed since) is not compared.
+
+    Not compared: how loudly the cell runs, which trackers it logs to, how the code
+    describes its approach, and how the recipe was written (keys left to their default, or
+    in another order).
+    """
+    loose = {"recipe", "settings", "verbosity", "description"}
+    if old.model_dump(mode="json", exclude=loose) != new.model_dump(mode="json", exclude=loose):
+        return False
+    try:
+        before, now = _settings(old), _settings(new)
+    except (ValueError, ConfigError):  # a recipe today's embedtune cannot read
+        return False
+    defaults = _flat(resolved_recipe({}))
+    return all(
+        before.get(key, defaults.get(key)) == value
+        for key, value in now.items()
+        if key in before or key in defaults
+    )
 
 
 def load_compare_config(path: str | Path) -> CompareConfig:
@@ -128,6 +187,14 @@ def load_compare_config(path: str | Path) -> CompareConfig:
         return CompareConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(file, exc) from None
+
+
+def problem(exc: Exception) -> str:
+    """A config error in one line: pydantic's as ``field.path: message`` pairs."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors())
+    return str(exc).splitlines()[0]
 
 
 def _cell_name(approach: str, fraction: float) -> str:
@@ -190,7 +257,7 @@ def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpe
     (a fraction of 1 is the approach's own cell when it is in ``approaches``).
 
     Raises:
-        ConfigError: An unknown approach, a bad preset.
+        ConfigError: An unknown approach, a bad preset, a recipe a stage refuses.
     """
     _check_names(config)
     wanted = [(a, 1.0) for a in config.approaches]
@@ -202,13 +269,19 @@ def plan_cells(config: CompareConfig, verbosity: str = "normal") -> list[CellSpe
         name = _cell_name(approach, fraction)
         if name in cells:
             continue
+        recipe = _recipe(config, approach, fraction)
+        try:
+            settings = resolved_recipe(recipe)
+        except ValueError as exc:  # pydantic's ValidationError: name the cell
+            raise ConfigError(f"cell {name}: {problem(exc)}") from None
         cells[name] = CellSpec(
             grid=_grid(config, approach),
             name=name,
             approach=approach,
             fraction=fraction,
             description=get_approach(approach).description,
-            recipe=_recipe(config, approach, fraction),
+            recipe=recipe,
+            settings=settings,
             data=config.data,
             eval=config.eval,
             verbosity=verbosity,

@@ -34,6 +34,8 @@ from embedtune.compare.config import (
     CompareConfig,
     check_general_pairs,
     plan_cells,
+    problem,
+    same_settings,
 )
 from embedtune.compare.matrix import CellResult, Matrix, build_matrix, render_markdown
 from embedtune.errors import ConfigError, EmbedtuneError
@@ -84,7 +86,7 @@ def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> No
                 cell.recipe, output=model, data=data.train, split=data.train_split
             )
         except ValueError as exc:  # pydantic's ValidationError: name the cell
-            raise ConfigError(f"cell {cell.name}: {_first_line(exc)}") from None
+            raise ConfigError(f"cell {cell.name}: {problem(exc)}") from None
         # the probe sets are the same for every cell: read (and their warnings shown) once
         checked = train_config.probes == probes_checked
         preflight(train_config.model_copy(update={"probes": []}) if checked else train_config)
@@ -92,13 +94,6 @@ def _preflight(config: CompareConfig, cells: list[CellSpec], folder: Path) -> No
         resolve_model(train_config.base_model)  # a local folder: nothing is downloaded
         run = RunConfig(output=str(folder), data=data, train=cell.recipe, eval=config.eval)
         eval_config(run, train_config.base_model, model.parent, False, data.test)
-
-
-def _first_line(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errors())
-    return str(exc).splitlines()[0]
 
 
 def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
@@ -111,28 +106,13 @@ def _select(cells: list[CellSpec], only: list[str] | None) -> list[CellSpec]:
     return [c for c in cells if c.name in only]
 
 
-def _spec_text(cell: CellSpec) -> str:
-    """What makes a cell's results what they are: not how loudly it runs, which trackers
-    it logs to, how the code describes its approach, nor the order its keys were written in
-    (YAML writers sort them)."""
-    recipe = {k: v for k, v in cell.recipe.items() if k != "report_to"}
-    spec = cell.model_copy(update={"recipe": recipe}).model_dump(
-        mode="json", exclude={"verbosity", "description"}
-    )
-    return json.dumps(spec, indent=2, sort_keys=True)
-
-
 def _stale(cells: list[CellSpec], folder: Path) -> list[str]:
     """The finished cells made with other settings than they would be made with now."""
-    stale = []
-    for cell in cells:
-        if not _done(folder, cell):
-            continue
-        done = folder / "cells" / cell.name
-        old = CellSpec.model_validate_json((done / SPEC_FILE).read_text(encoding="utf-8"))
-        if _spec_text(old) != _spec_text(cell):
-            stale.append(cell.name)
-    return stale
+    return [
+        cell.name
+        for cell in cells
+        if _done(folder, cell) and not _same_settings(cell, folder / "cells" / cell.name)
+    ]
 
 
 def _same_settings(cell: CellSpec, folder: Path) -> bool:
@@ -140,7 +120,7 @@ def _same_settings(cell: CellSpec, folder: Path) -> bool:
         old = CellSpec.model_validate_json((folder / SPEC_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none, or written by another embedtune
         return False
-    return _spec_text(old) == _spec_text(cell)
+    return same_settings(old, cell)
 
 
 def _last_write(folder: Path) -> float:

@@ -237,3 +237,27 @@ def stage_configs(
         }
     )
     return pairs, train
+
+
+def resolved_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe with every default filled in, as the pairs and train stages read it: what
+    makes two trainings the same, whichever defaults a recipe left unsaid. Where the stages
+    read and write, and the trackers they log to, are not part of it.
+
+    Example:
+        >>> resolved_recipe(preset("default"))["train"]["epochs"]
+        2.0
+    """
+    from embedtune.pairs.config import RECIPE_KEYS, SHARED_KEYS
+    from embedtune.train.config import JOB_FIELDS
+
+    # the device is taken as written: checking that it exists here would refuse to compare
+    # a recipe made on a GPU machine
+    device = recipe.get("device")
+    pairs, train = stage_configs({**recipe, "device": None}, output="model")
+    resolved = {
+        "pairs": pairs.model_dump(mode="json", include={*RECIPE_KEYS, *SHARED_KEYS}),
+        "train": train.model_dump(mode="json", exclude={*JOB_FIELDS, "report_to"}),
+    }
+    resolved["pairs"]["device"] = resolved["train"]["device"] = device
+    return resolved
