@@ -138,6 +138,9 @@ def train_and_test(
         if result.get("hybrid_fusion") != "dev":  # measured before hybrid was scored with
             result.update(test(where, args, env))  # dev's weights: its test runs again
             done.write_text(json.dumps(result))
+        if "dense_weight" not in result:  # recorded since; the model folder has it
+            result["dense_weight"] = _dense_weight(where)
+            done.write_text(json.dumps(result))
         return result
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
@@ -168,7 +171,17 @@ def test(where: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str
         "per_query": scores["tuned-maxp"]["ndcg@10"],
         "per_query_hybrid": scores["tuned-hybrid"]["ndcg@10"],
         "hybrid_fusion": "dev",
+        "dense_weight": _dense_weight(where),
     }
+
+
+def _dense_weight(where: Path) -> float | None:
+    """The dense side's weight in the hybrid, as training chose it on its dev pool (1.0:
+    the hybrid is the dense ranking alone)."""
+    from embedtune.model_folder import read_settings
+
+    settings = read_settings(where / "model")
+    return None if settings is None else settings.fusion_weight("tuned")
 
 
 def main() -> None:
@@ -239,6 +252,7 @@ def main() -> None:
                 "train_s": [runs[s]["train_s"] for s in seeds],
                 "ndcg@10": [_mean(runs[s]["per_query"]) for s in seeds],
                 "hybrid ndcg@10": [_mean(runs[s]["per_query_hybrid"]) for s in seeds],
+                "hybrid dense weight": [runs[s].get("dense_weight") for s in seeds],
             }
             for arm, runs in seeds_of.items()
         },
@@ -272,9 +286,9 @@ def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]
     head = " | ".join(f"seed {s}" for s in seeds)
     rows = [
         f"| arm | pairs s | train s (mean) | {head} | mean nDCG@10 | vs corpus "
-        "| hybrid mean | hybrid vs corpus |"
+        "| hybrid mean | hybrid vs corpus | hybrid's dense weight (dev) |"
     ]
-    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 4))
+    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 4) + "---|")
     base = seeds_of["corpus"]
     for arm, r in record["arms"].items():
         values = " | ".join(f"{v:.4f}" for v in r["ndcg@10"])
@@ -285,7 +299,7 @@ def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]
         rows.append(
             f"| {arm} | {r['pairs_s']:.0f} | {np.mean(r['train_s']):.0f} | {values} | "
             f"{np.mean(r['ndcg@10']):.4f} | {dense} | {np.mean(r['hybrid ndcg@10']):.4f} "
-            f"| {hybrid} |"
+            f"| {hybrid} | {', '.join(str(w) for w in r['hybrid dense weight'])} |"
         )
     notes = [
         f"{record['same_negatives']} of {record['pairs']} pairs have the same negatives "

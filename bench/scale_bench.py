@@ -40,9 +40,9 @@ from typing import Any
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out" / "scale"
 KEPT = Path(__file__).resolve().parent / "results" / "scale.json"  # committed: every cell run
-MODES = {
-    "corpus": {"pairs": {"mining": "corpus"}, "dev_pool_from": "bm25+base"},
-    "candidates": {"pairs": {"mining": "candidates"}, "dev_pool_from": "bm25"},
+MODES = {  # every setting written out: the cells stay what they were if a default changes
+    "corpus": {"pairs": {"mining": "corpus"}, "dev_pool_from": "bm25+base", "dev_pool": 100},
+    "candidates": {"pairs": {"mining": "candidates"}, "dev_pool_from": "bm25", "dev_pool": 100},
     # bench/mining_quality.py's cheapest arm: BM25's top 30 documents per dev query
     "candidates+bm25-dev30": {
         "pairs": {"mining": "candidates"},
