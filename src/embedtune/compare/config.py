@@ -4,6 +4,7 @@ per (approach, fraction) of the learning curve."""
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,12 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@cache
+def _defaults() -> dict[str, Any]:
+    """Today's defaults, flat (read only: every comparison shares them)."""
+    return _flat(resolved_recipe({}))
+
+
 def _settings(cell: CellSpec) -> dict[str, Any]:
     if cell.settings is not None:
         return _flat(cell.settings)
@@ -165,7 +172,7 @@ def same_settings(old: CellSpec, new: CellSpec) -> bool:
         before, now = _settings(old), _settings(new)
     except (ValueError, ConfigError):  # a recipe today's embedtune cannot read
         return False
-    defaults = _flat(resolved_recipe({}))
+    defaults = _defaults()
     return all(
         before.get(key, defaults.get(key)) == value
         for key, value in now.items()
