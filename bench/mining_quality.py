@@ -34,8 +34,11 @@ per-query test scores, dense max-passage and hybrid, from which the table and th
 computed again) and prints a Markdown table: pairs-stage seconds, training seconds, per seed
 the test nDCG@10 (dense max-passage) and the mean, the hybrid mean, and for each arm a paired
 randomization test against ``corpus`` over the test queries (seed-averaged), dense and hybrid.
-Results measured before hybrid was scored (with the weights training chose on dev, as
-``embedtune eval --fusion dev``) get their test run again (the models are kept).
+Every kept model's hybrid is also scored with reciprocal-rank fusion (``eval --fusion rrf``,
+``per_query_hybrid_rrf``): the hybrid a BM25-only dev pool falls back to, compared with
+today's dev-weighted hybrid of ``corpus``. Results measured before hybrid was scored (with the
+weights training chose on dev, as ``embedtune eval --fusion dev``) get their test run again
+(the models are kept).
 """
 
 from __future__ import annotations
@@ -141,6 +144,9 @@ def train_and_test(
         if "dense_weight" not in result:  # recorded since; the model folder has it
             result["dense_weight"] = _dense_weight(where)
             done.write_text(json.dumps(result))
+        if "per_query_hybrid_rrf" not in result:  # scored since (the models are kept)
+            result["per_query_hybrid_rrf"] = test_rrf(where, args, env)
+            done.write_text(json.dumps(result))
         return result
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
@@ -153,6 +159,7 @@ def train_and_test(
     train_s = timed(command, env, where / "train.log")
     print(f"{arm} seed {seed}: trained in {train_s:.0f} s", flush=True)
     result = {"train_s": round(train_s, 1), **test(where, args, env)}
+    result["per_query_hybrid_rrf"] = test_rrf(where, args, env)
     done.write_text(json.dumps(result))
     return result
 
@@ -173,6 +180,17 @@ def test(where: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str
         "hybrid_fusion": "dev",
         "dense_weight": _dense_weight(where),
     }
+
+
+def test_rrf(where: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    """Per-query test nDCG@10 of ``where``'s model fused with BM25 by reciprocal rank (no
+    weight: what a BM25-only dev pool, which cannot tune one, falls back to)."""
+    shutil.rmtree(where / "eval-rrf", ignore_errors=True)
+    command = [*EMBEDTUNE, "eval", str(args.test), "--split", args.test_split, "--model"]
+    command += [str(where / "model"), "--systems", "tuned-hybrid", "--fusion", "rrf"]
+    timed([*command, "-o", str(where / "eval-rrf")], env, where / "eval-rrf.log")
+    scores = json.loads((where / "eval-rrf" / "per_query.json").read_text())
+    return dict(scores["tuned-hybrid"]["ndcg@10"])
 
 
 def _dense_weight(where: Path) -> float | None:
@@ -253,13 +271,15 @@ def main() -> None:
                 "ndcg@10": [_mean(runs[s]["per_query"]) for s in seeds],
                 "hybrid ndcg@10": [_mean(runs[s]["per_query_hybrid"]) for s in seeds],
                 "hybrid dense weight": [runs[s].get("dense_weight") for s in seeds],
+                "rrf hybrid ndcg@10": [_mean(runs[s]["per_query_hybrid_rrf"]) for s in seeds],
             }
             for arm, runs in seeds_of.items()
         },
     }
     KEPT.mkdir(parents=True, exist_ok=True)
     kept = dict(record)
-    for key in ("per_query", "per_query_hybrid"):  # every arm's and seed's test scores
+    # every arm's and seed's test scores
+    for key in ("per_query", "per_query_hybrid", "per_query_hybrid_rrf"):
         kept[f"{key}_ndcg@10"] = {a: {s: r[s][key] for s in seeds} for a, r in seeds_of.items()}
     (KEPT / f"{name}.json").write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
     print(summarise(record, seeds_of, seeds))
@@ -275,9 +295,12 @@ def _averaged(runs: dict[int, Any], seeds: list[int], key: str = "per_query") ->
     return np.array([np.mean([runs[s][key][q] for s in seeds]) for q in queries])
 
 
-def _versus(runs: dict[int, Any], base: dict[int, Any], seeds: list[int], key: str) -> str:
-    """The seed-averaged difference from ``base`` and its paired randomization test."""
-    ours, theirs = _averaged(runs, seeds, key), _averaged(base, seeds, key)
+def _versus(
+    runs: dict[int, Any], base: dict[int, Any], seeds: list[int], key: str, base_key: str = ""
+) -> str:
+    """The seed-averaged difference from ``base`` (its ``base_key`` scores, default ``key``)
+    and its paired randomization test."""
+    ours, theirs = _averaged(runs, seeds, key), _averaged(base, seeds, base_key or key)
     p = randomization_test(ours, theirs)
     return f"{(ours - theirs).mean():+.4f} (p = {p:.3f})"
 
@@ -286,9 +309,10 @@ def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]
     head = " | ".join(f"seed {s}" for s in seeds)
     rows = [
         f"| arm | pairs s | train s (mean) | {head} | mean nDCG@10 | vs corpus "
-        "| hybrid mean | hybrid vs corpus | hybrid's dense weight (dev) |"
+        "| hybrid mean | hybrid vs corpus | hybrid's dense weight (dev) | RRF hybrid mean "
+        "| RRF hybrid vs corpus's hybrid |"
     ]
-    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 4) + "---|")
+    rows.append("|---|---:|---:|" + "---:|" * (len(seeds) + 4) + "---|---:|---:|")
     base = seeds_of["corpus"]
     for arm, r in record["arms"].items():
         values = " | ".join(f"{v:.4f}" for v in r["ndcg@10"])
@@ -296,10 +320,13 @@ def summarise(record: dict[str, Any], seeds_of: dict[str, Any], seeds: list[int]
         if arm != "corpus":
             dense = _versus(seeds_of[arm], base, seeds, "per_query")
             hybrid = _versus(seeds_of[arm], base, seeds, "per_query_hybrid")
+        # the RRF hybrid of every arm (corpus too) against today's dev-weighted hybrid
+        rrf = _versus(seeds_of[arm], base, seeds, "per_query_hybrid_rrf", "per_query_hybrid")
         rows.append(
             f"| {arm} | {r['pairs_s']:.0f} | {np.mean(r['train_s']):.0f} | {values} | "
             f"{np.mean(r['ndcg@10']):.4f} | {dense} | {np.mean(r['hybrid ndcg@10']):.4f} "
-            f"| {hybrid} | {', '.join(str(w) for w in r['hybrid dense weight'])} |"
+            f"| {hybrid} | {', '.join(str(w) for w in r['hybrid dense weight'])} "
+            f"| {np.mean(r['rrf hybrid ndcg@10']):.4f} | {rrf} |"
         )
     notes = [
         f"{record['same_negatives']} of {record['pairs']} pairs have the same negatives "
