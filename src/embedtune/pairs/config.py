@@ -42,12 +42,13 @@ class PairsConfig(BaseModel):
         default="base", description="how the passage inside a relevant document is chosen"
     )
     negatives: NegativesConfig = Field(default_factory=NegativesConfig)
-    # What the base model encodes to mine: `corpus` encodes every passage (cost grows with the
-    # corpus); `candidates` encodes only each training query's BM25 top `candidate_depth`
-    # passages and the passages of its judged documents (cost grows with the queries), and
-    # ranks the dense negatives among those.
+    # What the base model encodes to mine: `candidates` encodes only each training query's
+    # BM25 top `candidate_depth` passages and the passages of its judged documents (cost grows
+    # with the queries), and ranks the dense negatives among those; `corpus` encodes every
+    # passage (cost grows with the corpus). Both gave the same test quality on finance10k and
+    # mediqa2019-qa (BENCHMARKS.md, issue 18).
     mining: Literal["corpus", "candidates"] = Field(
-        default="corpus", description="corpus | candidates: which passages are encoded to mine"
+        default="candidates", description="corpus | candidates: which passages are encoded to mine"
     )
     candidate_depth: int = Field(
         default=100, ge=1, description="candidates: BM25 passages per training query"
