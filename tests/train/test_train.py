@@ -165,6 +165,19 @@ def test_presets_and_strategy_registry() -> None:
     assert STRATEGIES["lora"].description != "a second lora would shadow the first"
 
 
+def test_label_free_keeps_its_measured_pool_and_mining_unless_told_otherwise() -> None:
+    # issue 18 measured candidate mining and the BM25 pool of 30 on labeled training only
+    labeled, weak = (stage_configs({"supervision": s}, output="m") for s in ("labels", "weak"))
+    assert labeled[0].pairs.mining == "candidates"
+    assert (labeled[1].dev_pool, labeled[1].dev_pool_from) == (30, "bm25")
+    assert weak[0].pairs.mining == "corpus"
+    assert (weak[1].dev_pool, weak[1].dev_pool_from) == (100, "bm25+base")
+    told = {"supervision": "weak", "pairs": {"mining": "candidates"}, "dev_pool_from": "bm25"}
+    pairs, train = stage_configs(told, output="m")
+    assert pairs.pairs.mining == "candidates"
+    assert (train.dev_pool, train.dev_pool_from) == (100, "bm25")
+
+
 @pytest.fixture(scope="module")
 def trained(
     train_set: Path, train_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
