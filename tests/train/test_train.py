@@ -220,14 +220,14 @@ def test_output_is_a_portable_sentence_transformers_folder(trained: Path, tmp_pa
     assert settings["base_model"]["name"] == "model" and len(settings["base_model"]["sha256"]) == 64
     assert settings["data"]["dev"]["queries"] == 9
     assert settings["data"]["dev"]["corpus"].endswith("(pool 30 from bm25)")
-    # a pool of BM25's candidates cannot tune a fusion weight (test_run has the weighted kind)
     fusion = settings["fusion"]
-    assert fusion["method"] == "rrf" and "BM25's candidates only" in fusion["why"]
+    assert fusion["tuned_on"] == "dev (9 queries)" and 0 <= fusion["tuned"]["weight"] <= 1
+    assert len(fusion["base"]["curve"]) == 21
     assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]
     card = (trained / "README.md").read_text()
     assert "base_model: model" in card and "| tuned (max-passage) |" in card
     assert "documents (pool 30 from bm25)" in card
-    assert "Hybrid with BM25: reciprocal-rank fusion (the dev pool holds" in card
+    assert "Hybrid with BM25: weighted sum" in card
     assert (trained.parent / "model.work" / "pairs.jsonl").is_file()
 
 

@@ -455,8 +455,8 @@ def train(
         str | None,
         typer.Option(
             help="bm25 (the default: the base model encodes only BM25's top dev_pool and the "
-            "judged documents; hybrids use reciprocal-rank fusion) | bm25+base (it searches "
-            "the whole dev corpus; hybrid weights are tuned on the pool)"
+            "judged documents) | bm25+base (it also searches the whole dev corpus for its own "
+            "top dev_pool)"
         ),
     ] = None,
     report_to: Annotated[

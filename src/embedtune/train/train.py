@@ -172,31 +172,6 @@ def _dev_baselines(
     return base_run, dev.bm25_search(), dev
 
 
-def _fusion(
-    config: TrainConfig, dev: DevSet, base_run: Run, tuned_run: Run, bm25_run: Run
-) -> dict[str, Any]:
-    """How the hybrid fuses a dense run with BM25: weights chosen on dev where dev can choose
-    them, else reciprocal-rank fusion (which has no weight to choose)."""
-    if config.supervision == "weak":
-        why = "the pseudo-dev labels come from BM25, so weights tuned on them would favour BM25"
-    elif config.dev_pool is not None and config.dev_pool_from == "bm25":
-        # The pool holds BM25's top documents and the judged ones, never the documents only a
-        # dense model ranks high (most of its false positives over the corpus), so the dense
-        # run looks better on it than on the corpus: on mediqa2019-qa it chose the dense
-        # ranking alone on every seed (BENCHMARKS.md, issue 18).
-        why = (
-            "the dev pool holds BM25's candidates only, so weights tuned on it would favour "
-            "the dense model (dev_pool_from: bm25+base tunes them)"
-        )
-    else:
-        return {
-            "method": "weighted",
-            "tuned_on": f"dev ({len(dev.queries)} queries)",
-            **dev_fusion({"base": base_run, "tuned": tuned_run}, bm25_run, dev.qrels),
-        }
-    return {"method": "rrf", "why": f"{why}; hybrids use reciprocal-rank fusion"}
-
-
 def _cardless_trainer() -> Any:
     """sentence-transformers' trainer without its model-card callback.
 
@@ -461,7 +436,19 @@ def _train(config: TrainConfig, out: Path, work: Path, pairs_dir: Path) -> Train
         info["probes"] = measure_probes(
             load_model(ref, device=config.device), ref, model, config.probes, probes, config
         )
-    info["fusion"] = _fusion(config, dev, base_run, tuned_run, bm25_run)
+    info["fusion"] = (
+        {
+            "method": "rrf",
+            "why": "the pseudo-dev labels come from BM25, so weights tuned on them would "
+            "favour BM25; hybrids use reciprocal-rank fusion",
+        }
+        if config.supervision == "weak"
+        else {
+            "method": "weighted",
+            "tuned_on": f"dev ({len(dev.queries)} queries)",
+            **dev_fusion({"base": base_run, "tuned": tuned_run}, bm25_run, dev.qrels),
+        }
+    )
     settings = _settings(
         config,
         record,
