@@ -242,13 +242,17 @@ def test_tuned_model_evaluates_with_its_stored_passage_window(
         split="train",
         model=str(trained),
         base_model=str(train_model_dir),
-        systems=["tuned-maxp", "base-maxp"],
+        systems=["tuned-maxp", "base-maxp", "tuned-hybrid"],
         permutations=100,
         bootstrap=100,
         show_progress=False,
     )
     report = evaluate_models(config).report
     assert report["models"]["tuned"]["passages"]["window"] == 12
+    # the hybrid uses the fusion weight training chose on dev (fusion: auto)
+    chosen = json.loads((trained / "embedtune.json").read_text())["fusion"]["tuned"]["weight"]
+    assert report["fusion"]["method"] == "dev"
+    assert report["fusion"]["tuned"]["weight"] == chosen
     assert report["systems"]["tuned-maxp"]["ndcg@10"] > report["systems"]["base-maxp"]["ndcg@10"]
 
 

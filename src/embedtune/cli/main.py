@@ -221,10 +221,11 @@ def eval_command(
     fusion: Annotated[
         str,
         typer.Option(
-            help="rrf | weighted (weight chosen on --tune-data/--tune-split) | dev (the "
-            "weights chosen on dev when --model was trained)"
+            help="auto (dev where --model stored weights, else rrf) | rrf | weighted (weight "
+            "chosen on --tune-data/--tune-split) | dev (the weights chosen on dev when "
+            "--model was trained)"
         ),
-    ] = "rrf",
+    ] = "auto",
     tune_data: Annotated[
         str | None, typer.Option(help="train/dev data for the fusion weight")
     ] = None,
