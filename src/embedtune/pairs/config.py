@@ -45,8 +45,8 @@ class PairsConfig(BaseModel):
     # What the base model encodes to mine: `candidates` encodes only each training query's
     # BM25 top `candidate_depth` passages and the passages of its judged documents (cost grows
     # with the queries), and ranks the dense negatives among those; `corpus` encodes every
-    # passage (cost grows with the corpus). Both gave the same test quality on finance10k and
-    # mediqa2019-qa (BENCHMARKS.md, issue 18).
+    # passage (cost grows with the corpus). Both gave the same test quality on finance10k,
+    # mediqa2019-qa and finance10k padded to 10^4 documents (BENCHMARKS.md, issue 18).
     mining: Literal["corpus", "candidates"] = Field(
         default="candidates", description="corpus | candidates: which passages are encoded to mine"
     )
