@@ -47,6 +47,7 @@ def test_every_system_reported_with_runs_intervals_and_significance(
     assert report["significance"]["tuned"]["base"]["ndcg@10"]["p"] == 1.0
     assert report["data"]["evaluated_queries"] == 4
     assert report["data"]["skipped_unjudged_queries"] == 1
+    assert report["fusion"] == {"method": "rrf"}  # auto: a model without dev-chosen weights
     assert report["data"]["duplicates"]["documents"] == 1
     assert report["models"]["base"]["passages"] == {"window": 96, "stride": 48, "title": True}
     assert report["versions"]["sentence-transformers"]

@@ -165,6 +165,19 @@ def test_presets_and_strategy_registry() -> None:
     assert STRATEGIES["lora"].description != "a second lora would shadow the first"
 
 
+def test_label_free_keeps_its_measured_pool_and_mining_unless_told_otherwise() -> None:
+    # issue 18 measured candidate mining and the BM25 pool of 30 on labeled training only
+    labeled, weak = (stage_configs({"supervision": s}, output="m") for s in ("labels", "weak"))
+    assert labeled[0].pairs.mining == "candidates"
+    assert (labeled[1].dev_pool, labeled[1].dev_pool_from) == (30, "bm25")
+    assert weak[0].pairs.mining == "corpus"
+    assert (weak[1].dev_pool, weak[1].dev_pool_from) == (100, "bm25+base")
+    told = {"supervision": "weak", "pairs": {"mining": "candidates"}, "dev_pool_from": "bm25"}
+    pairs, train = stage_configs(told, output="m")
+    assert pairs.pairs.mining == "candidates"
+    assert (train.dev_pool, train.dev_pool_from) == (100, "bm25")
+
+
 @pytest.fixture(scope="module")
 def trained(
     train_set: Path, train_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -206,14 +219,14 @@ def test_output_is_a_portable_sentence_transformers_folder(trained: Path, tmp_pa
     assert settings["passages"] == {"window": 12, "stride": 6, "title": True}
     assert settings["base_model"]["name"] == "model" and len(settings["base_model"]["sha256"]) == 64
     assert settings["data"]["dev"]["queries"] == 9
-    assert settings["data"]["dev"]["corpus"].endswith("(pool 100 from bm25+base)")
+    assert settings["data"]["dev"]["corpus"].endswith("(pool 30 from bm25)")
     fusion = settings["fusion"]
     assert fusion["tuned_on"] == "dev (9 queries)" and 0 <= fusion["tuned"]["weight"] <= 1
     assert len(fusion["base"]["curve"]) == 21
     assert settings["dev"]["tuned"]["ndcg@10"] > settings["dev"]["base"]["ndcg@10"]
     card = (trained / "README.md").read_text()
     assert "base_model: model" in card and "| tuned (max-passage) |" in card
-    assert "documents (pool 100 from bm25+base)" in card
+    assert "documents (pool 30 from bm25)" in card
     assert "Hybrid with BM25: weighted sum" in card
     assert (trained.parent / "model.work" / "pairs.jsonl").is_file()
 
@@ -229,13 +242,17 @@ def test_tuned_model_evaluates_with_its_stored_passage_window(
         split="train",
         model=str(trained),
         base_model=str(train_model_dir),
-        systems=["tuned-maxp", "base-maxp"],
+        systems=["tuned-maxp", "base-maxp", "tuned-hybrid"],
         permutations=100,
         bootstrap=100,
         show_progress=False,
     )
     report = evaluate_models(config).report
     assert report["models"]["tuned"]["passages"]["window"] == 12
+    # the hybrid uses the fusion weight training chose on dev (fusion: auto)
+    chosen = json.loads((trained / "embedtune.json").read_text())["fusion"]["tuned"]["weight"]
+    assert report["fusion"]["method"] == "dev"
+    assert report["fusion"]["tuned"]["weight"] == chosen
     assert report["systems"]["tuned-maxp"]["ndcg@10"] > report["systems"]["base-maxp"]["ndcg@10"]
 
 

@@ -221,10 +221,11 @@ def eval_command(
     fusion: Annotated[
         str,
         typer.Option(
-            help="rrf | weighted (weight chosen on --tune-data/--tune-split) | dev (the "
-            "weights chosen on dev when --model was trained)"
+            help="auto (dev where --model stored weights, else rrf) | rrf | weighted (weight "
+            "chosen on --tune-data/--tune-split) | dev (the weights chosen on dev when "
+            "--model was trained)"
         ),
-    ] = "rrf",
+    ] = "auto",
     tune_data: Annotated[
         str | None, typer.Option(help="train/dev data for the fusion weight")
     ] = None,
@@ -320,8 +321,8 @@ def pairs(
     mining: Annotated[
         str | None,
         typer.Option(
-            help="corpus (encode every passage) | candidates (only each query's BM25 top "
-            "--candidate-depth and its judged documents)"
+            help="candidates (the default: encode only each query's BM25 top "
+            "--candidate-depth and its judged documents) | corpus (encode every passage)"
         ),
     ] = None,
     candidate_depth: Annotated[
@@ -442,20 +443,21 @@ def train(
     mining: Annotated[
         str | None,
         typer.Option(
-            help="corpus (encode every passage to mine) | candidates (only each training "
-            "query's BM25 top candidate_depth and its judged documents)"
+            help="candidates (the default: encode only each training query's BM25 top "
+            "candidate_depth and its judged documents) | corpus (every passage)"
         ),
     ] = None,
     mining_encoder: MiningEncoderOption = None,
     dev_pool: Annotated[
         int | None,
-        typer.Option(help="documents per dev query in the dev pool (default 100)"),
+        typer.Option(help="documents per dev query in the dev pool (default 30)"),
     ] = None,
     dev_pool_from: Annotated[
         str | None,
         typer.Option(
-            help="bm25+base (the base model searches the whole dev corpus) | bm25 (it encodes "
-            "only BM25's top dev_pool and the judged documents)"
+            help="bm25 (the default: the base model encodes only BM25's top dev_pool and the "
+            "judged documents) | bm25+base (it also searches the whole dev corpus for its own "
+            "top dev_pool)"
         ),
     ] = None,
     report_to: Annotated[

@@ -123,8 +123,8 @@ class CellSpec(BaseModel):
 
 
 # A spec without `settings` was made by an embedtune whose defaults for these were the
-# values below; they are written out because issue 18 may change them (candidate mining and a
-# BM25-only dev pool, measured by bench/mining_quality.py).
+# values below (issue 18 changed them to candidate mining and a BM25 pool of 30, measured by
+# bench/mining_quality.py).
 BEFORE_SETTINGS: dict[str, Any] = {
     "pairs": {"mining": "corpus"},
     "dev_pool": 100,

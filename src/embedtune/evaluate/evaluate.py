@@ -151,14 +151,18 @@ def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]
 
 
 def _fusion_method(config: EvalConfig) -> str:
-    """``dev`` becomes ``rrf`` for a model whose training stored no weights, because its dev
-    labels came from BM25 itself (label-free training): weights tuned on them would favour
-    BM25."""
-    if config.fusion == "dev" and config.model:
-        settings = read_settings(resolve_model(config.model).path)
-        if settings is not None and (settings.fusion or {}).get("method") == "rrf":
-            return "rrf"
-    return config.fusion
+    """``auto``: the weights the tuned model's training chose on dev (``dev``) where it
+    stored them, else reciprocal-rank fusion. ``dev`` becomes ``rrf`` for a model whose
+    training stored no weights because its dev labels came from BM25 itself (label-free
+    training): weights tuned on them would favour BM25."""
+    if config.fusion not in ("dev", "auto"):
+        return config.fusion
+    settings = read_settings(resolve_model(config.model).path) if config.model else None
+    if settings is not None and (settings.fusion or {}).get("method") == "rrf":
+        return "rrf"
+    if config.fusion == "auto" and (settings is None or settings.fusion_weight("tuned") is None):
+        return "rrf"
+    return "dev"  # (without stored weights, _dev_weight says what to do)
 
 
 def _tuned_weight(model: _Model, config: EvalConfig) -> tuple[float, dict[str, Any]]:
@@ -267,7 +271,7 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
             else:
                 weight, info = (
                     _dev_weight(family, config)
-                    if config.fusion == "dev"
+                    if fusion_method == "dev"
                     else _tuned_weight(model, config)
                 )
                 fusion_info[family] = {"weight": weight, **info}

@@ -42,12 +42,13 @@ class PairsConfig(BaseModel):
         default="base", description="how the passage inside a relevant document is chosen"
     )
     negatives: NegativesConfig = Field(default_factory=NegativesConfig)
-    # What the base model encodes to mine: `corpus` encodes every passage (cost grows with the
-    # corpus); `candidates` encodes only each training query's BM25 top `candidate_depth`
-    # passages and the passages of its judged documents (cost grows with the queries), and
-    # ranks the dense negatives among those.
+    # What the base model encodes to mine: `candidates` encodes only each training query's
+    # BM25 top `candidate_depth` passages and the passages of its judged documents (cost grows
+    # with the queries), and ranks the dense negatives among those; `corpus` encodes every
+    # passage (cost grows with the corpus). Both gave the same test quality on finance10k,
+    # mediqa2019-qa and finance10k padded to 10^4 documents (BENCHMARKS.md, issue 18).
     mining: Literal["corpus", "candidates"] = Field(
-        default="corpus", description="corpus | candidates: which passages are encoded to mine"
+        default="candidates", description="corpus | candidates: which passages are encoded to mine"
     )
     candidate_depth: int = Field(
         default=100, ge=1, description="candidates: BM25 passages per training query"
@@ -254,3 +255,12 @@ class BuildPairsConfig(BaseModel):
     # are then compared on the same dev set, and the pairs mined for training stay the same.
     dev_seed: int = 0
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _weak_mines_the_corpus(self) -> BuildPairsConfig:
+        # Label-free pairs keep whole-corpus mining, measured with them, until
+        # bench/weak_pool.py has measured candidate mining on them (issue 18); their
+        # agreement search encodes the corpus anyway. Mining set explicitly is used as set.
+        if self.supervision == "weak" and "mining" not in self.pairs.model_fields_set:
+            self.pairs.mining = "corpus"
+        return self
