@@ -18,7 +18,7 @@ from embedtune.errors import ConfigError
 from embedtune.evaluate.config import PER_QUERY_FILE, EvalConfig
 from embedtune.evaluate.report import render_markdown
 from embedtune.io import write_json, write_text
-from embedtune.model_folder import passages_of, read_settings
+from embedtune.model_folder import ModelSettings, passages_of, read_settings
 from embedtune.models import load_model, resolve_model
 from embedtune.outputs import check_output, replacing
 from embedtune.provenance import library_versions
@@ -137,9 +137,13 @@ def _dense_runs(
     return runs
 
 
-def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]:
+def _stored_settings(config: EvalConfig) -> ModelSettings | None:
+    """The tuned model's settings record (None: no --model, or a model without one)."""
+    return read_settings(resolve_model(config.model).path) if config.model else None
+
+
+def _dev_weight(family: str, settings: ModelSettings | None) -> tuple[float, dict[str, Any]]:
     """The weight the tuned model's training chose on its dev queries for this family."""
-    settings = read_settings(resolve_model(config.model).path) if config.model else None
     weight = settings.fusion_weight(family) if settings else None
     if settings is None or settings.fusion is None or weight is None:
         raise ConfigError(
@@ -150,14 +154,13 @@ def _dev_weight(family: str, config: EvalConfig) -> tuple[float, dict[str, Any]]
     return weight, {"tuned_on": settings.fusion.get("tuned_on", "dev")}
 
 
-def _fusion_method(config: EvalConfig) -> str:
+def _fusion_method(config: EvalConfig, settings: ModelSettings | None) -> str:
     """``auto``: the weights the tuned model's training chose on dev (``dev``) where it
     stored them, else reciprocal-rank fusion. ``dev`` becomes ``rrf`` for a model whose
     training stored no weights because its dev labels came from BM25 itself (label-free
     training): weights tuned on them would favour BM25."""
     if config.fusion not in ("dev", "auto"):
         return config.fusion
-    settings = read_settings(resolve_model(config.model).path) if config.model else None
     if settings is not None and (settings.fusion or {}).get("method") == "rrf":
         return "rrf"
     if config.fusion == "auto" and (settings is None or settings.fusion_weight("tuned") is None):
@@ -232,7 +235,9 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
     warnings: list[str] = []
     runs: dict[str, Run] = {}
     timings: dict[str, Any] = {}
-    fusion_method = _fusion_method(config)
+    # read once: the fusion rule and each family's dev weight come from it
+    stored = _stored_settings(config) if config.fusion in ("dev", "auto") else None
+    fusion_method = _fusion_method(config, stored)
     fusion_info: dict[str, Any] = {"method": fusion_method}
     models: dict[str, Any] = {}
     needs_bm25 = any(s == "bm25" or s.endswith("-hybrid") for s in systems)
@@ -270,7 +275,7 @@ def evaluate_models(config: EvalConfig, output: str | Path | None = None) -> Eva
                 )
             else:
                 weight, info = (
-                    _dev_weight(family, config)
+                    _dev_weight(family, stored)
                     if fusion_method == "dev"
                     else _tuned_weight(model, config)
                 )
