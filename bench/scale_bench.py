@@ -109,24 +109,55 @@ def build_corpus(size: int, queries: int, out: Path, seed: int = 0) -> Path:
     return out
 
 
+def _timed(function: Any, spent: dict[str, float], key: str) -> Any:
+    """``function``, adding its wall time to ``spent[key]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - began
+
+    return wrapper
+
+
 def one_cell(data: Path, mode: str, depth: int, out: Path) -> None:
     """Runs in a fresh process: pairs, then training to the end of its first step; prints
     the measurements and exits there."""
     from embedtune.pairs.build import build_pairs
+    from embedtune.retrieval.bm25 import BM25Index
     from embedtune.retrieval.dense import DenseEncoder
     from embedtune.run.config import preset, stage_configs
     from embedtune.train import progress as train_progress
     from embedtune.train.train import train_model
 
     encoded = {"n": 0}
+    spent = {"encode": 0.0, "bm25_index": 0.0, "bm25_search": 0.0}
     original_encode = DenseEncoder._encode
 
     def counting(self: Any, texts: list[str], prompt: str) -> Any:
         # texts the model really encodes (passages and queries; cache reads are not counted)
         encoded["n"] += len(texts)
-        return original_encode(self, texts, prompt)
+        began = time.perf_counter()
+        try:
+            return original_encode(self, texts, prompt)
+        finally:
+            spent["encode"] += time.perf_counter() - began
 
     DenseEncoder._encode = counting  # type: ignore[method-assign]
+    # the work that grows with the corpus: BM25 indexing (passages for mining, documents for
+    # the dev pool) and BM25 search; the rest (loading, splitting, the step) is "other"
+    for name, key in (("__init__", "bm25_index"), ("search", "bm25_search")):
+        setattr(BM25Index, name, _timed(getattr(BM25Index, name), spent, key))
+    passages = {"n": 0}  # the corpus in passages: the largest BM25 index (mining's)
+    timed_init = BM25Index.__init__
+
+    def sizing(self: Any, ids: list[str], *args: Any, **kwargs: Any) -> None:
+        passages["n"] = max(passages["n"], len(ids))
+        timed_init(self, ids, *args, **kwargs)
+
+    BM25Index.__init__ = sizing  # type: ignore[method-assign]
     recipe = preset("default") | MODES[mode] | {"max_steps": 1, "device": "cpu"}
     recipe["pairs"] = {**(preset("default").get("pairs") or {}), **recipe["pairs"]}
     recipe["pairs"]["candidate_depth"] = depth
@@ -142,8 +173,10 @@ def one_cell(data: Path, mode: str, depth: int, out: Path) -> None:
         row = {
             "pairs_s": round(times["pairs"], 1),
             "first_step_s": round(time.perf_counter() - start, 1),
+            "passages": passages["n"],
             "encoded_pairs": times["encoded_pairs"],
             "encoded_to_first_step": encoded["n"],
+            **{f"{key}_s": round(value, 1) for key, value in spent.items()},
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
         print("RESULT " + json.dumps(row), flush=True)
@@ -230,18 +263,20 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['queries']} judged queries (15% held out as dev), candidate depth "
         f"{results['depth']}.",
         "",
-        "| passages | mode | pairs s | to first step s | passages encoded (pairs / to first "
-        "step) | peak RSS MB |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| documents (passages) | mode | pairs s | to first step s | of which: encoding s "
+        "| BM25 index s | BM25 search s | passages encoded (pairs / to first step) | peak RSS MB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in results["cells"]:
         if "skipped" in c or "error" in c:
             lines.append(
-                f"| {c['size']:,} | {c['mode']} | {c.get('skipped') or c['error']} | | | |"
+                f"| {c['size']:,} | {c['mode']} | {c.get('skipped') or c['error']} | | | | | | |"
             )
             continue
         lines.append(
-            f"| {c['size']:,} | {c['mode']} | {c['pairs_s']} | {c['first_step_s']} | "
+            f"| {c['size']:,} ({c.get('passages', 0):,}) | {c['mode']} | {c['pairs_s']} | "
+            f"{c['first_step_s']} | {c.get('encode_s', '')} | {c.get('bm25_index_s', '')} | "
+            f"{c.get('bm25_search_s', '')} | "
             f"{c['encoded_pairs']:,} / {c['encoded_to_first_step']:,} | {c['max_rss_mb']:,} |"
         )
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,49 @@ def test_document_embeddings_come_from_cache_the_second_time(encoder: DenseEncod
     encoder.doc_prompt = "passage: "  # another prompt is another cache entry
     encoder.encode_documents(texts)
     assert encoder.stats.encoded == 6
+
+
+def test_the_cache_serves_each_passage_whichever_call_encoded_it(
+    encoder: DenseEncoder, tiny_model: Path
+) -> None:
+    mining = ["revenue grew", "drivers are contractors", "office space", "net loss"]
+    first = encoder.encode_documents(mining)
+    # a dev pool that overlaps mining's passages in another order and grouping, with one
+    # new passage given twice: only the new passage is encoded, once
+    pool = ["office space", "insurance reserves", "revenue grew", "insurance reserves"]
+    done: list[int] = []
+    second = encoder.encode_documents(pool, advance=done.append)
+    assert (encoder.stats.encoded, encoder.stats.cached) == (5, 2)
+    assert sum(done) == len(pool)  # a progress bar over the texts ends at its total
+    np.testing.assert_array_equal(second[[0, 2]], first[[2, 0]])
+    np.testing.assert_array_equal(second[1], second[3])
+    fresh = dataclasses.replace(encoder, cache_dir=None).encode_documents(pool)
+    np.testing.assert_allclose(second, fresh, atol=1e-5)
+    # another process (a new encoder on the same folder) reads every segment written so far
+    ref = resolve_model(str(tiny_model))
+    other = DenseEncoder(load_model(ref, device="cpu"), ref, cache_dir=encoder.cache_dir)
+    np.testing.assert_array_equal(other.encode_documents(pool + mining), np.vstack([second, first]))
+    assert (other.stats.encoded, other.stats.cached) == (0, 8)
+
+
+def test_a_damaged_cache_segment_is_a_miss_not_an_error(encoder: DenseEncoder) -> None:
+    texts = ["revenue grew", "office space"]
+    first = encoder.encode_documents(texts)
+    assert encoder.cache_dir is not None
+    (vectors,) = encoder.cache_dir.rglob("*.vectors.npy")
+    vectors.write_bytes(b"not an array")  # e.g. a disk that filled up under another tool
+    ref = encoder.ref
+    again = DenseEncoder(encoder.model, ref, cache_dir=encoder.cache_dir)
+    np.testing.assert_allclose(again.encode_documents(texts), first, atol=1e-6)
+    assert (again.stats.encoded, again.stats.cached) == (2, 0)
+    # the re-encoding replaced the damaged segment (a segment is named by its keys)
+    (keys,) = encoder.cache_dir.rglob("*.keys.npy")
+    np.testing.assert_allclose(np.load(vectors), first, atol=1e-6)
+    # a segment cut short before its keys were written (vectors only) is not read
+    keys.unlink()
+    third = DenseEncoder(encoder.model, ref, cache_dir=encoder.cache_dir)
+    third.encode_documents(texts)
+    assert (third.stats.encoded, third.stats.cached) == (2, 0)
 
 
 def test_rrf_and_weighted_fusion() -> None:

@@ -36,20 +36,15 @@ logger = logging.getLogger(__name__)
 
 
 def encode_memmap(encoder: DenseEncoder, passages: Passages, path: Path, chunk: int) -> np.ndarray:
-    """All passage embeddings in a disk-backed array, encoded a chunk at a time.
-
-    Chunks follow document boundaries exactly as the evaluation's search does, so the same
-    model and passages hit the embedding cache the evaluation filled, and vice versa.
+    """All passage embeddings in a disk-backed array, encoded a chunk at a time (passages
+    the same model encoded before, for an evaluation or another mining, come from the cache).
     """
-    from embedtune.retrieval.dense import doc_chunks
-
     texts = passages.texts
     dim = int(encoder.model.get_embedding_dimension() or 0)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(texts), dim))
     bar = progress(total=len(texts), desc="encode passages", unit="psg")
-    for d0, d1 in doc_chunks(passages.bounds, chunk):
-        p0, p1 = int(passages.bounds[d0]), int(passages.bounds[d1])
-        out[p0:p1] = encoder.encode_documents(texts[p0:p1], advance=bar.update)
+    for p0 in range(0, len(texts), chunk):
+        out[p0 : p0 + chunk] = encoder.encode_documents(texts[p0 : p0 + chunk], advance=bar.update)
     bar.close()
     out.flush()
     return out

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedtune.console import progress
-from embedtune.io import atomic_open
+from embedtune.retrieval.cache import EmbeddingStore, text_keys
 from embedtune.retrieval.encoder import Encoder, embed
 from embedtune.retrieval.metrics import Run
 from embedtune.retrieval.ranking import RunningTopK, tie_keys
@@ -41,8 +41,9 @@ class EncodeStats:
 class DenseEncoder:
     """Encodes queries and documents with one model, prompts and settings.
 
-    Document embeddings are cached on disk, keyed by the model's content hash, the encoding
-    settings and the hash of each chunk's texts, so a repeated evaluation does not re-encode.
+    Document embeddings are cached on disk one text at a time, in a folder per model content
+    hash and encoding settings (``EmbeddingStore``), so no text is encoded twice with the
+    same model and settings, whichever search or mining pass encoded it first.
     """
 
     model: Encoder  # a sentence-transformers model or an OnnxEncoder
@@ -56,6 +57,7 @@ class DenseEncoder:
     # candidate generation only, never for reported evaluations
     precision: str | None = None
     stats: EncodeStats = field(default_factory=EncodeStats)
+    _cache: EmbeddingStore | None = field(default=None, init=False, repr=False, compare=False)
 
     def _settings_key(self) -> str:
         key = f"{self.ref.sha256}\0{self.doc_prompt}\0{self.model.max_seq_length}\0normalized"
@@ -79,31 +81,50 @@ class DenseEncoder:
     def encode_documents(
         self, texts: list[str], advance: Callable[[int], object] | None = None
     ) -> np.ndarray:
-        """Normalised document embeddings, read from the cache when present.
+        """Normalised document embeddings; texts encoded before come from the cache.
 
         ``advance`` (a progress bar's ``update``) is called with the count of texts done as
         they are encoded, every few hundred texts: a chunk of thousands takes minutes on a
         CPU, which must not pass without visible progress."""
-        path = None
-        if self.cache_dir is not None:
-            digest = hashlib.sha256()
-            for text in texts:
-                digest.update(text.encode("utf-8") + b"\0")
-            path = self.cache_dir / self._settings_key() / f"{digest.hexdigest()}.npy"
-            if path.is_file():
-                vectors = np.load(path)
-                if vectors.shape[0] == len(texts):
-                    self.stats.cached += len(texts)
-                    if advance is not None:
-                        advance(len(texts))
-                    return vectors
+        if self.cache_dir is None or not texts:
+            return self._encode_fresh(texts, advance)
+        keys = text_keys(texts)
+        found, vectors = self._store().lookup(keys)
+        self.stats.cached += int(found.sum())
+        if advance is not None and found.any():
+            advance(int(found.sum()))
+        if found.all():
+            return vectors
+        # each distinct missing text once, in the callers' order (the model sorts by length)
+        missing = np.flatnonzero(~found)
+        distinct, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        fresh = self._encode_fresh([texts[missing[first[i]]] for i in order], advance)
+        self._store().add(distinct[order], fresh)
+        if advance is not None and len(distinct) < len(missing):
+            advance(len(missing) - len(distinct))  # repeats: a progress bar counts every text
+        per_distinct = np.empty_like(fresh)
+        per_distinct[order] = fresh
+        out = np.empty((len(texts), fresh.shape[1]), dtype=np.float32)
+        out[missing] = per_distinct[inverse.reshape(-1)]
+        if found.any():
+            out[found] = vectors
+        return out
+
+    def _store(self) -> EmbeddingStore:
+        assert self.cache_dir is not None
+        folder = self.cache_dir / self._settings_key()
+        if self._cache is None or self._cache.folder != folder:  # settings may change
+            self._cache = EmbeddingStore(folder)
+        return self._cache
+
+    def _encode_fresh(
+        self, texts: list[str], advance: Callable[[int], object] | None
+    ) -> np.ndarray:
         start = time.perf_counter()
         vectors = self._encode_in_blocks(texts, advance)
         self.stats.seconds += time.perf_counter() - start
         self.stats.encoded += len(texts)
-        if path is not None:
-            with atomic_open(path, "wb") as handle:
-                np.save(handle, vectors)
         return vectors
 
     def _encode_in_blocks(
