@@ -218,7 +218,7 @@ def main() -> None:
     }
     for size in [int(s) for s in args.sizes.split(",")]:
         started = time.perf_counter()
-        data = build_corpus(size, args.queries, OUT / f"corpus-{size}")
+        data = build_corpus(size, args.queries, OUT / f"corpus-{size}-q{args.queries}")
         print(f"corpus {size}: built in {time.perf_counter() - started:.0f} s", flush=True)
         for mode in args.modes.split(","):
             if mode == "corpus" and size > args.corpus_max:

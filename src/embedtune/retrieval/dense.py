@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EncodeStats:
-    """How much text was encoded and how fast (cache hits are counted apart)."""
+    """How much text was encoded and how fast; ``cached``: texts not encoded (read from the
+    cache, or repeats of a text in the same call)."""
 
     encoded: int = 0
     cached: int = 0
@@ -90,10 +91,10 @@ class DenseEncoder:
             return self._encode_fresh(texts, advance)
         keys = text_keys(texts)
         found, vectors = self._store().lookup(keys)
-        self.stats.cached += int(found.sum())
         if advance is not None and found.any():
             advance(int(found.sum()))
         if found.all():
+            self.stats.cached += len(texts)
             return vectors
         # each distinct missing text once, in the callers' order (the model sorts by length)
         missing = np.flatnonzero(~found)
@@ -101,6 +102,9 @@ class DenseEncoder:
         order = np.argsort(first)
         fresh = self._encode_fresh([texts[missing[first[i]]] for i in order], advance)
         self._store().add(distinct[order], fresh)
+        self.stats.cached += len(texts) - len(
+            distinct
+        )  # every text not encoded: encoded + cached = texts
         if advance is not None and len(distinct) < len(missing):
             advance(len(missing) - len(distinct))  # repeats: a progress bar counts every text
         per_distinct = np.empty_like(fresh)
