@@ -89,8 +89,9 @@ class DenseEncoder:
         CPU, which must not pass without visible progress."""
         if self.cache_dir is None or not texts:
             return self._encode_fresh(texts, advance)
+        store = self._store()
         keys = text_keys(texts)
-        found, vectors = self._store().lookup(keys)
+        found, vectors = store.lookup(keys)
         if advance is not None and found.any():
             advance(int(found.sum()))
         if found.all():
@@ -101,10 +102,9 @@ class DenseEncoder:
         distinct, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
         order = np.argsort(first)
         fresh = self._encode_fresh([texts[missing[first[i]]] for i in order], advance)
-        self._store().add(distinct[order], fresh)
-        self.stats.cached += len(texts) - len(
-            distinct
-        )  # every text not encoded: encoded + cached = texts
+        store.add(distinct[order], fresh)
+        # every text not encoded counts as cached: encoded + cached = texts asked for
+        self.stats.cached += len(texts) - len(distinct)
         if advance is not None and len(distinct) < len(missing):
             advance(len(missing) - len(distinct))  # repeats: a progress bar counts every text
         per_distinct = np.empty_like(fresh)
