@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from embedtune import console
 from embedtune.corpus.config import PassageConfig
 from embedtune.corpus.passages import split_passages
 from embedtune.corpus.types import Dataset, Document
@@ -254,6 +255,23 @@ def test_agreement_filter_drops_what_the_base_model_misses(tokenizer: Any) -> No
     dropped = strict.summary["pseudo_queries"]
     assert dropped["sentence"]["disagree"] == 2 and dropped["keyphrase"]["disagree"] >= 1
     assert "disagree" not in loose.summary["pseudo_queries"]["sentence"]
+
+
+def test_agreement_search_shows_its_progress(
+    tokenizer: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the base model reads the whole corpus here (minutes on a CPU): progress even from an
+    # encoder made without it, as quiet mode's structured lines too
+    monkeypatch.setattr(console, "_verbosity", "quiet")
+    monkeypatch.setattr(console, "PROGRESS_LINE_SECONDS", 0.0)
+    encoder = topic_encoder(tokenizer)
+    assert not encoder.show_progress
+    build(encoder, sources=["sentence"])
+    lines = [x for x in capsys.readouterr().err.splitlines() if 'step="agreement search"' in x]
+    assert lines and lines[-1].endswith("finished=true"), lines
+    passages = len(split_passages(list(CORPUS.values()), tokenizer, PASSAGES).texts)
+    assert f" done={passages} total={passages} " in lines[-1], lines
+    assert encoder.stats.encoded > 0  # the search's encoding is counted on the caller's encoder
 
 
 def test_every_query_filtered_is_an_error_naming_the_setting(tokenizer: Any) -> None:

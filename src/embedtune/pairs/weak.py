@@ -443,6 +443,13 @@ def _label_and_agree(
     if not labeled:
         return []
     split = split_passages(docs, encoder.model.tokenizer, passages)
+    # the base model reads the whole corpus here: minutes on a CPU, never without progress
+    encoder = dataclasses.replace(encoder, show_progress=True)  # shares the stats
+    logger.info(
+        "pairs: agreement search of %d pseudo-queries over %d passages",
+        len(labeled),
+        len(split.texts),
+    )
     run = {}
     # blocks of queries bound the queries × chunk score matrix; passages come from the cache
     for start in range(0, len(labeled), _QUERY_BLOCK):
@@ -456,6 +463,7 @@ def _label_and_agree(
                 split.bounds,
                 k=weak.agreement_k,
                 chunk_passages=pairs_config.chunk_passages,
+                desc="agreement search",
             )
         )
     kept = []
