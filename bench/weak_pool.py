@@ -8,7 +8,7 @@ mediqa2019-qa's 2,397 answers, and the pseudo-dev evaluations were most of the c
 This runs the same cell as examples/compare-mediqa.yaml's ``weak`` (same data, recipe, seed
 and pseudo-queries), made with the ``bm25+base`` pool of 100 and whole-corpus mining, with
 only the pool and the mining changed, through the real ``embedtune compare``, and tests its
-per-query test nDCG@10 (dense max-passage) against the kept ``weak`` cell:
+per-query test nDCG@10 (dense max-passage and hybrid) against the kept ``weak`` cell:
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/weak_pool.py --dev-pool 30 --dev-pool-from bm25 \
         --mining candidates
@@ -56,9 +56,19 @@ def config(pool: int, pool_from: str, mining: str) -> dict[str, Any]:
     }
 
 
-def _scores(cell: Path) -> dict[str, float]:
+def _scores(cell: Path, system: str) -> dict[str, float]:
     per_query = json.loads((cell / "eval" / "per_query.json").read_text(encoding="utf-8"))
-    return per_query["tuned-maxp"]["ndcg@10"]
+    return per_query[system]["ndcg@10"]
+
+
+def _against(cell: Path, system: str) -> dict[str, Any]:
+    """The new cell's per-query nDCG@10 against the kept cell's: mean difference and the
+    paired randomization test's p."""
+    ours, theirs = _scores(cell, system), _scores(AGAINST, system)
+    queries = sorted(theirs)
+    a = np.array([ours[q] for q in queries])
+    b = np.array([theirs[q] for q in queries])
+    return {"new - today": round(float((a - b).mean()), 4), "p": randomization_test(a, b)}
 
 
 def main() -> None:
@@ -77,10 +87,6 @@ def main() -> None:
     cell = Path(settings["output"]) / "cells" / "weak"
     new = json.loads((cell / "cell.json").read_text())
     old = json.loads((AGAINST / "cell.json").read_text())
-    ours, theirs = _scores(cell), _scores(AGAINST)
-    queries = sorted(theirs)
-    a = np.array([ours[q] for q in queries])
-    b = np.array([theirs[q] for q in queries])
     record = {
         "pool": f"{args.dev_pool} from {args.dev_pool_from}",
         "mining": args.mining,
@@ -96,9 +102,8 @@ def main() -> None:
             }
             for name, c in (("today", old), ("new", new))
         },
-        "tuned-maxp new - today": round(float((a - b).mean()), 4),
-        "p": randomization_test(a, b),
-        "per_query_ndcg@10": ours,
+        "tests": {system: _against(cell, system) for system in ("tuned-maxp", "tuned-hybrid")},
+        "per_query_ndcg@10": _scores(cell, "tuned-maxp"),
     }
     KEPT.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in record.items() if k != "per_query_ndcg@10"}, indent=1))
