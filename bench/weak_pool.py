@@ -63,7 +63,12 @@ def _scores(cell: Path, system: str) -> dict[str, float]:
 
 def _against(cell: Path, system: str) -> dict[str, Any]:
     """The new cell's per-query nDCG@10 against the kept cell's: mean difference and the
-    paired randomization test's p."""
+    paired randomization test's p (the kept cell's scores are rounded to 6 decimals; the
+    test counts smaller differences as ties). The kept cells hold per-query scores of
+    tuned-maxp, base-maxp and bm25 only (bench/compare_snapshot.py)."""
+    kept = json.loads((AGAINST / "eval" / "per_query.json").read_text(encoding="utf-8"))
+    if system not in kept:
+        return {"not tested": f"{AGAINST.name}'s kept per-query scores lack {system}"}
     ours, theirs = _scores(cell, system), _scores(AGAINST, system)
     queries = sorted(theirs)
     a = np.array([ours[q] for q in queries])
