@@ -255,12 +255,3 @@ class BuildPairsConfig(BaseModel):
     # are then compared on the same dev set, and the pairs mined for training stay the same.
     dev_seed: int = 0
     progress: bool = True
-
-    @model_validator(mode="after")
-    def _weak_mines_the_corpus(self) -> BuildPairsConfig:
-        # Label-free pairs keep whole-corpus mining, measured with them, until
-        # bench/weak_pool.py has measured candidate mining on them (issue 18); their
-        # agreement search encodes the corpus anyway. Mining set explicitly is used as set.
-        if self.supervision == "weak" and "mining" not in self.pairs.model_fields_set:
-            self.pairs.mining = "corpus"
-        return self

@@ -160,14 +160,6 @@ class TrainConfig(BaseModel):
     def _consistent(self) -> TrainConfig:
         if self.interpolate is None:
             self.interpolate = self.supervision == "weak" and not self.save_adapter
-        if self.supervision == "weak":
-            # Label-free training keeps the pool of 100 from BM25 and the base model, measured
-            # with it, until bench/weak_pool.py has measured the BM25 pool of 30 on its
-            # pseudo-dev split (issue 18); a pool set explicitly is used as set.
-            if "dev_pool" not in self.model_fields_set:
-                self.dev_pool = 100
-            if "dev_pool_from" not in self.model_fields_set:
-                self.dev_pool_from = "bm25+base"
         if self.interpolate and self.save_adapter:
             raise ValueError(
                 "interpolate works on merged weights: set save_adapter false or interpolate false"
