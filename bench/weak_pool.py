@@ -69,7 +69,7 @@ def _against(cell: Path, system: str) -> dict[str, Any]:
     kept = json.loads((AGAINST / "eval" / "per_query.json").read_text(encoding="utf-8"))
     if system not in kept:
         return {"not tested": f"{AGAINST.name}'s kept per-query scores lack {system}"}
-    ours, theirs = _scores(cell, system), _scores(AGAINST, system)
+    ours, theirs = _scores(cell, system), kept[system]["ndcg@10"]
     queries = sorted(theirs)
     a = np.array([ours[q] for q in queries])
     b = np.array([theirs[q] for q in queries])
