@@ -152,6 +152,36 @@ def test_mlm_pretrains_then_reuses_its_result_on_resume(
     assert marker["step"] == 4 and from_checkpoint.clock.earlier == marker["seconds"] > 0
 
 
+def test_mlm_loss_projects_only_the_masked_positions(train_model_dir: Path) -> None:
+    import torch
+    from transformers import DataCollatorForLanguageModeling
+
+    from embedtune.train.strategies.base import transformer
+    from embedtune.train.strategies.mlm import _masked_positions_only, _mlm_model
+
+    model = load_model(resolve_model(str(train_model_dir)), device="cpu")
+    reference = _mlm_model(transformer(model)).eval()  # eval: no dropout, so the two compare
+    fast = _masked_positions_only(_mlm_model(transformer(model))).eval()
+    fast.load_state_dict(reference.state_dict())  # the same (fresh) head transform
+    rows = model.tokenizer(TEXTS * 3, add_special_tokens=True)["input_ids"]
+    collate = DataCollatorForLanguageModeling(model.tokenizer, mlm_probability=0.3, seed=0)
+    batch = collate([{"input_ids": r} for r in rows])
+    projected: list[int] = []
+    fast.get_output_embeddings().register_forward_hook(
+        lambda _m, args, _out: projected.append(args[0].shape[:-1].numel())
+    )
+    want, got = reference(**batch), fast(**batch)
+    assert projected == [int((batch["labels"] != -100).sum())] < [batch["labels"].numel()]
+    assert torch.allclose(got.loss, want.loss, atol=1e-5)
+    want.loss.backward()
+    got.loss.backward()
+    for (name, a), (_, b) in zip(
+        reference.named_parameters(), fast.named_parameters(), strict=True
+    ):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
 def test_mlm_strategy_in_a_training_run(
     train_set: Path, train_model_dir: Path, tmp_path: Path
 ) -> None:

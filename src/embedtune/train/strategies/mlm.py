@@ -4,6 +4,10 @@ domain corpus, then contrastive fine-tuning of every weight.
 Sentence-transformers packages ship the encoder without its MLM head, so the head's transform
 layer starts fresh (the output projection is tied to the word embeddings and is not new).
 Whether this pays off is measured, not assumed (BENCHMARKS.md).
+
+Only the masked positions (15%) are projected onto the vocabulary: the model's own forward
+projects all of them, and on a CPU that projection and its softmax are about half of a step
+(BENCHMARKS.md); the loss is the same mean cross-entropy over the masked tokens.
 """
 
 from __future__ import annotations
@@ -71,6 +75,44 @@ def _mlm_model(hf: Any) -> Any:
     return mlm
 
 
+def _masked_positions_only(mlm: Any) -> Any:
+    """``mlm`` with a forward that projects only the labelled (masked) positions onto the
+    vocabulary; its loss is the model's own (mean cross-entropy over those positions).
+
+    The forward is replaced on the instance, not called from a Trainer hook, so a
+    DistributedDataParallel wrapper still runs it (its gradient hooks need its own forward);
+    saving is unchanged. An architecture whose head is not one module beside the encoder
+    (BERT's ``cls``, RoBERTa's ``lm_head``) keeps its own forward.
+    """
+    import torch.nn.functional as F
+    from transformers.modeling_outputs import MaskedLMOutput
+
+    heads = [m for name, m in mlm.named_children() if name != mlm.base_model_prefix]
+    if len(heads) != 1:
+        return mlm
+    head, encoder = heads[0], mlm.base_model
+
+    def forward(
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
+        labels: Any = None,
+    ) -> MaskedLMOutput:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        hidden = encoder(**inputs).last_hidden_state
+        if labels is None:
+            return MaskedLMOutput(logits=head(hidden))
+        masked = labels != -100
+        return MaskedLMOutput(loss=F.cross_entropy(head(hidden[masked]), labels[masked]))
+
+    mlm.forward = forward
+    # the loss is a per-batch mean: the Trainer must not pass it a token count to divide by
+    mlm.accepts_loss_kwargs = False
+    return mlm
+
+
 def _pretrain(
     model: SentenceTransformer, config: TrainConfig, domain: Domain
 ) -> SentenceTransformer:
@@ -90,7 +132,7 @@ def _pretrain(
     blocks = _blocks(model.tokenizer, domain.texts, length)
     if not blocks:
         raise DataError("strategy 'mlm': the domain corpus is empty; nothing to pretrain on")
-    mlm = _mlm_model(hf)
+    mlm = _masked_positions_only(_mlm_model(hf))
     args = TrainingArguments(
         output_dir=str(folder / "checkpoints"),
         num_train_epochs=config.mlm_epochs,
